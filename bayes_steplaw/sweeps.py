@@ -1,0 +1,373 @@
+"""Sweep tables: the released Step Law data and users' own sweeps in one tidy schema.
+
+One row is one training run. Canonical columns (units in the name or below):
+
+``N``               non-embedding parameters (for MoE the total)
+``N_active``        active non-embedding parameters (= ``N`` for dense models)
+``D``               training tokens
+``lr``              peak learning rate
+``batch_sequences`` batch size in sequences
+``batch_tokens``    batch size in tokens (= ``batch_sequences * seq_len``)
+``seq_len``         sequence length in tokens
+``loss``            smoothed final training loss (the paper's metric)
+``family``          architecture family, e.g. ``dense`` or ``moe``
+``variant``         sub-group within the family (MoE sparsity variant; ``family`` when none)
+``recipe``          data recipe (missing when not recorded)
+``setting``         one id per (family, variant, recipe, N, D): the runs that share an optimum
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .registry import fetch
+
+CORE_COLUMNS = [
+    "N",
+    "N_active",
+    "D",
+    "lr",
+    "batch_sequences",
+    "batch_tokens",
+    "seq_len",
+    "loss",
+    "family",
+    "variant",
+    "recipe",
+    "setting",
+]
+GROUP_COLUMNS = ("family", "variant", "recipe")
+NUMERIC_COLUMNS = ("N", "N_active", "D", "lr", "batch_sequences", "batch_tokens", "seq_len", "loss")
+MIN_RUNS_PER_SETTING = 3
+
+_DENSE_RENAME = {
+    "h": "d_model",
+    "ffnh": "d_ff",
+    "numh": "n_heads",
+    "numl": "n_layers",
+    "ti": "iterations",
+    "loss": "loss_last",
+    "smooth loss": "loss",
+    "exp_name": "run",
+    "bs": "batch_sequences",
+}
+_MOE_RENAME = {
+    **_DENSE_RENAME,
+    "topk": "top_k",
+    "nume": "n_experts",
+    "moeh": "d_expert",
+    "sed": "d_shared_expert",
+    "numld": "n_dense_layers",
+    "Na": "N_active",
+    "moe_name": "variant",
+}
+_ARCH_COLUMNS = [
+    "d_model",
+    "d_ff",
+    "n_heads",
+    "n_layers",
+    "n_experts",
+    "top_k",
+    "d_expert",
+    "d_shared_expert",
+    "n_dense_layers",
+]
+_EXTRA_COLUMNS = ["iterations", "loss_last", "run"]
+
+
+class SweepValidationError(ValueError):
+    """A sweep table failed validation; ``problems`` lists every issue found."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"the sweep table has {len(self.problems)} problem(s):\n{lines}")
+
+
+def snap_lr(lr: np.ndarray | pd.Series, tol: float = 0.02) -> np.ndarray:
+    """Snap learning rates to the grid 2^(-k/2) when they are roundings of a grid value.
+
+    The released files spell one grid value in several roundings (0.000345 and 0.0003453);
+    values farther than ``tol`` (in units of k) from the grid are returned unchanged.
+    """
+    lr = np.asarray(lr, dtype=float)
+    k = -2.0 * np.log2(lr)
+    k_round = np.round(k)
+    return np.where(np.abs(k - k_round) <= tol, 2.0 ** (-k_round / 2.0), lr)
+
+
+def setting_ids(frame: pd.DataFrame) -> pd.Series:
+    """Readable id of each row's setting: group path, N and D."""
+    recipe = frame["recipe"].astype("string").fillna("")
+    path = group_path(frame, ("family", "variant")) + np.where(recipe != "", "@" + recipe, "")
+    return path + " N=" + _fmt(frame["N"]) + " D=" + _fmt(frame["D"])
+
+
+def _fmt(values: pd.Series) -> pd.Series:
+    return values.map(lambda v: f"{v:.4g}")
+
+
+def group_path(frame: pd.DataFrame, columns: tuple[str, ...] | list[str]) -> pd.Series:
+    """Nested group name of each row: values of ``columns`` joined by ``/``.
+
+    A level that repeats its parent (``variant == family`` for dense rows) is not repeated,
+    so dense rows are ``"dense"`` and MoE rows ``"moe/1in8"``.
+    """
+    parts = [frame[c].astype("string").fillna("") for c in columns]
+    out = parts[0].copy()
+    prev = parts[0]
+    for part in parts[1:]:
+        extend = (part != "") & (part != prev)
+        out = out.where(~extend, out + "/" + part)
+        prev = part
+    return out
+
+
+def _finish(frame: pd.DataFrame) -> pd.DataFrame:
+    """Derive the remaining canonical columns and order them."""
+    frame["setting"] = setting_ids(frame)
+    first = [c for c in CORE_COLUMNS if c in frame]
+    rest = [c for c in [*_ARCH_COLUMNS, *_EXTRA_COLUMNS] if c in frame]
+    others = [c for c in frame.columns if c not in first and c not in rest]
+    return frame[first + rest + others].reset_index(drop=True)
+
+
+def _load_dense(data_dir) -> pd.DataFrame:
+    raw = pd.read_csv(fetch("dense_lr_bs_loss.csv", data_dir))
+    out = raw.rename(columns=_DENSE_RENAME)[
+        ["N", "D", "lr", "batch_sequences", "loss", *_ARCH_COLUMNS[:4], *_EXTRA_COLUMNS]
+    ].copy()
+    out["N_active"] = out["N"]
+    out["seq_len"] = 2048  # SOURCE.md: every released dense run used 2048-token sequences
+    out["family"] = "dense"
+    out["variant"] = "dense"
+    return out
+
+
+def _load_moe(data_dir) -> pd.DataFrame:
+    raw = pd.read_csv(fetch("moe_lr_bs_loss.csv", data_dir))
+    out = raw.rename(columns=_MOE_RENAME)[
+        [
+            "N",
+            "N_active",
+            "D",
+            "lr",
+            "batch_sequences",
+            "seq_len",
+            "loss",
+            "variant",
+            *_ARCH_COLUMNS,
+            *_EXTRA_COLUMNS,
+        ]
+    ].copy()
+    out["family"] = "moe"
+    return out
+
+
+def load_sweeps(which: str = "all", data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """Load the released Step Law sweeps as one tidy table.
+
+    Parameters
+    ----------
+    which : {"dense", "moe", "all"}
+        Which sweep to load.
+    data_dir : path, optional
+        Directory holding the released CSV files (see :mod:`bayes_steplaw.registry`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per run with the canonical columns of :mod:`bayes_steplaw.sweeps`, the
+        architecture columns (``d_model, d_ff, n_heads, n_layers`` and for MoE ``n_experts,
+        top_k, d_expert, d_shared_expert, n_dense_layers``), ``iterations``, ``loss_last``
+        (last raw loss) and ``run`` (the experiment name). ``lr`` is snapped to the grid.
+    """
+    loaders = {"dense": [_load_dense], "moe": [_load_moe], "all": [_load_dense, _load_moe]}
+    if which not in loaders:
+        raise ValueError(f"which must be one of 'dense', 'moe', 'all'; got {which!r}")
+    frame = pd.concat([load(data_dir) for load in loaders[which]], ignore_index=True)
+    frame["batch_tokens"] = frame["batch_sequences"] * frame["seq_len"]
+    frame["lr"] = snap_lr(frame["lr"])
+    frame["recipe"] = pd.Series(pd.NA, index=frame.index, dtype="string")
+    for col in ("family", "variant"):
+        frame[col] = frame[col].astype("string")
+    int_cols = [c for c in _ARCH_COLUMNS if c in frame]
+    frame[int_cols] = frame[int_cols].astype("Int64")
+    return _finish(frame)
+
+
+def _rows(mask: np.ndarray, limit: int = 10) -> str:
+    idx = np.flatnonzero(mask)
+    shown = ", ".join(str(i) for i in idx[:limit])
+    more = f" and {len(idx) - limit} more" if len(idx) > limit else ""
+    return f"row{'s' if len(idx) > 1 else ''} {shown}{more}"
+
+
+def read_sweeps(
+    source: str | os.PathLike | pd.DataFrame,
+    columns: Mapping[str, str] | None = None,
+    *,
+    seq_len: int | None = None,
+    family: str | None = None,
+    snap: bool = True,
+    min_runs: int = MIN_RUNS_PER_SETTING,
+) -> pd.DataFrame:
+    """Read and validate a user's sweep into the package schema.
+
+    Parameters
+    ----------
+    source : path or DataFrame
+        A CSV file (or a DataFrame) with one row per training run.
+    columns : mapping, optional
+        Canonical name -> your column name, e.g. ``{"loss": "smooth loss", "N": "params"}``.
+        Columns already named canonically need no entry.
+    seq_len : int, optional
+        Sequence length for every row when the table has no ``seq_len`` column.
+    family : str, optional
+        Family for every row when the table has no ``family`` column (default ``"dense"``).
+    snap : bool
+        Snap learning rates that are roundings of the 2^(-k/2) grid onto it.
+    min_runs : int
+        Fewest runs a setting needs for its optimum to be located.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The canonical columns first, then every other column of the input, unchanged.
+
+    Raises
+    ------
+    SweepValidationError
+        Listing every problem with its column and row numbers (0-based data rows; the CSV line
+        is the row number + 2). Required: ``N``, ``D``, ``lr``, ``loss`` and either
+        ``batch_tokens`` or ``batch_sequences`` with ``seq_len``.
+    """
+    if isinstance(source, pd.DataFrame):
+        frame = source.copy()
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"sweep file {path} does not exist")
+        frame = pd.read_csv(path)
+    frame = frame.reset_index(drop=True)
+    mapping = dict(columns or {})
+    unknown = [k for k in mapping if k not in CORE_COLUMNS]
+    if unknown:
+        raise ValueError(
+            f"columns= maps unknown canonical name(s) {unknown}; canonical names are {CORE_COLUMNS}"
+        )
+    absent = [
+        f"column {col!r} (given for {canon!r}) is not in the table; "
+        f"the table has {list(frame.columns)}"
+        for canon, col in mapping.items()
+        if col not in frame
+    ]
+    if absent:
+        raise SweepValidationError(absent)
+    frame = frame.rename(columns={v: k for k, v in mapping.items()})
+
+    problems: list[str] = []
+    if "seq_len" not in frame and seq_len is not None:
+        frame["seq_len"] = seq_len
+    if "batch_sequences" not in frame and {"batch_tokens", "seq_len"} <= set(frame):
+        frame["batch_sequences"] = frame["batch_tokens"] / frame["seq_len"]
+    if "batch_tokens" not in frame and {"batch_sequences", "seq_len"} <= set(frame):
+        frame["batch_tokens"] = frame["batch_sequences"] * frame["seq_len"]
+    # batch_tokens alone is enough; sequence columns then stay unknown (NaN), not invented
+    seq_missing = "batch_tokens" in frame and "seq_len" not in frame
+    if seq_missing:
+        frame["batch_sequences"] = np.nan
+        frame["seq_len"] = np.nan
+    required = ["N", "D", "lr", "loss"]
+    missing = [c for c in required if c not in frame]
+    if "batch_tokens" not in frame:
+        missing.append("batch_tokens (or batch_sequences with seq_len)")
+    if missing:
+        problems.append(
+            f"missing required column(s): {', '.join(missing)}; the table has "
+            f"{list(frame.columns)}. Map your names with columns={{canonical: yours}}."
+        )
+        raise SweepValidationError(problems)
+
+    if "N_active" not in frame:
+        frame["N_active"] = frame["N"]
+    if "family" not in frame:
+        frame["family"] = family or "dense"
+    if "variant" not in frame:
+        frame["variant"] = frame["family"]
+    if "recipe" not in frame:
+        frame["recipe"] = pd.NA
+
+    check = [
+        c for c in NUMERIC_COLUMNS if not (seq_missing and c in ("seq_len", "batch_sequences"))
+    ]
+    for col in check:
+        values = pd.to_numeric(frame[col], errors="coerce")
+        bad_type = values.isna().to_numpy() & frame[col].notna().to_numpy()
+        if bad_type.any():
+            problems.append(f"column {col!r}: non-numeric values in {_rows(bad_type)}")
+        arr = values.to_numpy(dtype=float)
+        missing_vals = frame[col].isna().to_numpy()
+        if missing_vals.any():
+            problems.append(f"column {col!r}: missing values in {_rows(missing_vals)}")
+        nonfinite = ~np.isfinite(arr) & ~np.isnan(arr)
+        if nonfinite.any():
+            problems.append(f"column {col!r}: infinite values in {_rows(nonfinite)}")
+        nonpos = np.isfinite(arr) & (arr <= 0)
+        if nonpos.any():
+            problems.append(f"column {col!r}: values must be > 0; {_rows(nonpos)} are not")
+        frame[col] = arr
+    for col in ("family", "variant"):
+        empty = frame[col].isna().to_numpy() | (frame[col].astype("string") == "").to_numpy()
+        if empty.any():
+            problems.append(f"column {col!r}: empty group names in {_rows(empty)}")
+    if problems:
+        raise SweepValidationError(problems)
+
+    if snap:
+        frame["lr"] = snap_lr(frame["lr"])
+    for col in GROUP_COLUMNS:
+        frame[col] = frame[col].astype("string")
+    frame["setting"] = setting_ids(frame)
+
+    dup = frame.duplicated(["setting", "lr", "batch_tokens"], keep=False).to_numpy()
+    if dup.any():
+        problems.append(
+            f"duplicate runs (same setting, lr and batch_tokens) in {_rows(dup, 20)}; "
+            f"keep one row per run (average repeated seeds yourself if that is intended)"
+        )
+    counts = frame.groupby("setting")["lr"].transform("size").to_numpy()
+    few = counts < min_runs
+    if few.any():
+        names = sorted(set(frame.loc[few, "setting"]))
+        problems.append(
+            f"setting(s) with fewer than {min_runs} runs, too few to locate an optimum: "
+            f"{names} ({_rows(few)})"
+        )
+    if problems:
+        raise SweepValidationError(problems)
+    return _finish(frame)
+
+
+def relative_loss(sweeps: pd.DataFrame) -> pd.Series:
+    """Each run's loss relative to its setting's minimum: ``loss / min(loss) - 1``."""
+    best = sweeps.groupby("setting")["loss"].transform("min")
+    return sweeps["loss"] / best - 1.0
+
+
+def near_optimal(sweeps: pd.DataFrame, threshold: float = 0.0025) -> pd.DataFrame:
+    """The paper's plateau filter: runs within ``threshold`` relative loss of their setting's best.
+
+    The comparison is strict (``rel_loss < threshold``), as in the upstream fitting code; the
+    setting's best run always passes. A ``rel_loss`` column is added.
+    """
+    if not threshold > 0:
+        raise ValueError(f"threshold must be > 0 (a relative loss, e.g. 0.0025); got {threshold}")
+    rel = relative_loss(sweeps)
+    out = sweeps.assign(rel_loss=rel)
+    return out[rel.to_numpy() < threshold].reset_index(drop=True)
