@@ -166,7 +166,14 @@ def fetch(name: str, data_dir: str | os.PathLike | None = None, *, download: boo
         path = pooch.retrieve(
             url, known_hash=f"sha256:{entry.sha256}", fname=name, path=target, progressbar=False
         )
-    except ValueError as exc:  # pooch's hash mismatch; it removes the bad download itself
+    except ValueError as exc:
+        # pooch reports a hash mismatch as a ValueError (and removes the bad download itself);
+        # requests' bad-URL errors and pooch's unknown-protocol error are ValueErrors too.
+        if "hash" not in str(exc).lower():
+            raise DataError(
+                f"{name} was not found locally and the download from {url} failed ({exc}). "
+                f"Searched {searched}. {how}"
+            ) from exc
         raise DataError(
             f"{name}: the download from {url} does not match the registered sha256 "
             f"{entry.sha256}; nothing was cached. {exc}"

@@ -238,7 +238,9 @@ def read_sweeps(
     Returns
     -------
     pandas.DataFrame
-        The canonical columns first, then every other column of the input, unchanged.
+        The canonical columns first, then every other column of the input, unchanged (a column
+        whose name a ``columns=`` entry takes over, e.g. ``loss`` beside ``{"loss": "smooth
+        loss"}``, is kept as ``loss_original``).
 
     Raises
     ------
@@ -261,6 +263,13 @@ def read_sweeps(
         raise ValueError(
             f"columns= maps unknown canonical name(s) {unknown}; canonical names are {CORE_COLUMNS}"
         )
+    targets = list(mapping.values())
+    shared = sorted({c for c in targets if targets.count(c) > 1})
+    if shared:
+        raise ValueError(
+            f"columns= maps several canonical names to the same column(s) {shared}; "
+            f"map each of your columns once"
+        )
     absent = [
         f"column {col!r} (given for {canon!r}) is not in the table; "
         f"the table has {list(frame.columns)}"
@@ -269,23 +278,23 @@ def read_sweeps(
     ]
     if absent:
         raise SweepValidationError(absent)
-    frame = frame.rename(columns={v: k for k, v in mapping.items()})
+    # A canonical name already taken by another, unmapped column (the released files have both
+    # `loss` and `smooth loss`): keep that column under a new name rather than a duplicate label.
+    renames = {v: k for k, v in mapping.items()}
+    for canon in mapping:
+        if canon in frame and canon not in renames:
+            keep = f"{canon}_original"
+            while keep in frame or keep in renames.values():
+                keep += "_"
+            renames[canon] = keep
+    frame = frame.rename(columns=renames)
 
     problems: list[str] = []
     if "seq_len" not in frame and seq_len is not None:
         frame["seq_len"] = seq_len
-    if "batch_sequences" not in frame and {"batch_tokens", "seq_len"} <= set(frame):
-        frame["batch_sequences"] = frame["batch_tokens"] / frame["seq_len"]
-    if "batch_tokens" not in frame and {"batch_sequences", "seq_len"} <= set(frame):
-        frame["batch_tokens"] = frame["batch_sequences"] * frame["seq_len"]
-    # batch_tokens alone is enough; sequence columns then stay unknown (NaN), not invented
-    seq_missing = "batch_tokens" in frame and "seq_len" not in frame
-    if seq_missing:
-        frame["batch_sequences"] = np.nan
-        frame["seq_len"] = np.nan
     required = ["N", "D", "lr", "loss"]
     missing = [c for c in required if c not in frame]
-    if "batch_tokens" not in frame:
+    if "batch_tokens" not in frame and not {"batch_sequences", "seq_len"} <= set(frame):
         missing.append("batch_tokens (or batch_sequences with seq_len)")
     if missing:
         problems.append(
@@ -294,19 +303,9 @@ def read_sweeps(
         )
         raise SweepValidationError(problems)
 
-    if "N_active" not in frame:
-        frame["N_active"] = frame["N"]
-    if "family" not in frame:
-        frame["family"] = family or "dense"
-    if "variant" not in frame:
-        frame["variant"] = frame["family"]
-    if "recipe" not in frame:
-        frame["recipe"] = pd.NA
-
-    check = [
-        c for c in NUMERIC_COLUMNS if not (seq_missing and c in ("seq_len", "batch_sequences"))
-    ]
-    for col in check:
+    # Validate the columns the table supplies before deriving any from them, so that one bad
+    # value is reported once, in the column where it is, and arithmetic never meets strings.
+    for col in [c for c in NUMERIC_COLUMNS if c in frame]:
         values = pd.to_numeric(frame[col], errors="coerce")
         bad_type = values.isna().to_numpy() & frame[col].notna().to_numpy()
         if bad_type.any():
@@ -320,14 +319,41 @@ def read_sweeps(
             problems.append(f"column {col!r}: infinite values in {_rows(nonfinite)}")
         nonpos = np.isfinite(arr) & (arr <= 0)
         if nonpos.any():
-            problems.append(f"column {col!r}: values must be > 0; {_rows(nonpos)} are not")
+            problems.append(f"column {col!r}: values not > 0 in {_rows(nonpos)}")
         frame[col] = arr
-    for col in ("family", "variant"):
-        empty = frame[col].isna().to_numpy() | (frame[col].astype("string") == "").to_numpy()
+    for col in [c for c in ("family", "variant") if c in frame]:
+        empty = (frame[col].astype("string").fillna("").str.strip() == "").to_numpy(dtype=bool)
         if empty.any():
             problems.append(f"column {col!r}: empty group names in {_rows(empty)}")
+    if not problems and {"batch_tokens", "batch_sequences", "seq_len"} <= set(frame):
+        product = frame["batch_sequences"] * frame["seq_len"]
+        clash = ~np.isclose(frame["batch_tokens"], product, rtol=1e-9, atol=0)
+        if clash.any():
+            problems.append(
+                f"columns 'batch_tokens', 'batch_sequences', 'seq_len': batch_tokens is not "
+                f"batch_sequences * seq_len in {_rows(clash)}"
+            )
     if problems:
         raise SweepValidationError(problems)
+
+    if "batch_sequences" not in frame and {"batch_tokens", "seq_len"} <= set(frame):
+        frame["batch_sequences"] = frame["batch_tokens"] / frame["seq_len"]
+    if "batch_tokens" not in frame:
+        frame["batch_tokens"] = frame["batch_sequences"] * frame["seq_len"]
+    if "seq_len" not in frame and "batch_sequences" in frame:
+        frame["seq_len"] = frame["batch_tokens"] / frame["batch_sequences"]
+    # batch_tokens alone is enough; sequence columns then stay unknown (NaN), not invented
+    if "seq_len" not in frame:
+        frame["batch_sequences"] = np.nan
+        frame["seq_len"] = np.nan
+    if "N_active" not in frame:
+        frame["N_active"] = frame["N"]
+    if "family" not in frame:
+        frame["family"] = family or "dense"
+    if "variant" not in frame:
+        frame["variant"] = frame["family"]
+    if "recipe" not in frame:
+        frame["recipe"] = pd.NA
 
     if snap:
         frame["lr"] = snap_lr(frame["lr"])
