@@ -58,7 +58,8 @@ def _quantities(n: str, d: str) -> tuple[float, float]:
 # --------------------------------------------------------------------------- predict
 
 
-@app.command()
+# negative numbers reach parse_quantity (a one-line error) instead of reading as options
+@app.command(context_settings={"ignore_unknown_options": True})
 def predict(
     n: Annotated[str, typer.Argument(metavar="N", help="Non-embedding parameters (7e9, 7B).")],
     d: Annotated[str, typer.Argument(metavar="D", help="Training tokens (1.4e12, 1.4T).")],
