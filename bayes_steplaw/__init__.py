@@ -1,18 +1,48 @@
-"""bayes-steplaw: the Step Law of optimal learning rate and batch size, made Bayesian."""
+"""bayes-steplaw: the Step Law of optimal learning rate and batch size, made Bayesian.
+
+The public API. Fitting imports PyMC lazily; loading and predicting never do.
+"""
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from .bootstrap import BootstrapOLS, DegenerateResampleWarning, reproduction_table
+from .diagnostics import ConvergenceError, ConvergenceWarning
+from .hierarchy import Hierarchy
+from .model import fit
+from .posterior import (
+    PosteriorFileError,
+    Prediction,
+    StepLawPosterior,
+    load,
+    load_default,
+)
 from .registry import DataError
+from .simulate import Bowl, TrueLaw, simulate_sweeps
 from .sweeps import SweepValidationError, load_sweeps, near_optimal, read_sweeps, relative_loss
 
 __all__ = [
+    "BootstrapOLS",
+    "Bowl",
+    "ConvergenceError",
+    "ConvergenceWarning",
     "DataError",
+    "DegenerateResampleWarning",
+    "Hierarchy",
+    "PosteriorFileError",
+    "Prediction",
+    "StepLawPosterior",
     "SweepValidationError",
+    "TrueLaw",
     "__version__",
+    "fit",
+    "load",
+    "load_default",
     "load_sweeps",
     "near_optimal",
     "read_sweeps",
     "relative_loss",
+    "reproduction_table",
+    "simulate_sweeps",
 ]
