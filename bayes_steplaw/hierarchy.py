@@ -174,7 +174,12 @@ class Hierarchy:
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
-        return {"levels": [asdict(lev) for lev in self.levels]}
+        return {
+            "levels": [
+                {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(lev).items()}
+                for lev in self.levels
+            ]
+        }
 
     @classmethod
     def from_dict(cls, spec: dict) -> Hierarchy:

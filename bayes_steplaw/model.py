@@ -345,8 +345,13 @@ def fit(
     groups_out = {
         name: getattr(idata, name) for name in ("posterior", "sample_stats") if name in idata
     }
-    # unconstrained copies (``*_log__``) are sampler internals, not parameters
-    internal = [v for v in groups_out["posterior"].data_vars if v.endswith("__")]
+    # unconstrained copies (``*_log__``) are sampler internals and the raw z/e draws are
+    # restated by the offsets and setting effects they build: neither is a parameter to keep
+    internal = [
+        v
+        for v in groups_out["posterior"].data_vars
+        if v.endswith("__") or v.startswith(("z_", "e_"))
+    ]
     groups_out["posterior"] = groups_out["posterior"].drop_vars(internal)
     post = StepLawPosterior.from_datasets(groups_out, metadata)
     post.warn_if_unconverged()

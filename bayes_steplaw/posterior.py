@@ -457,7 +457,10 @@ class StepLawPosterior:
             ds.attrs = {k: v for k, v in ds.attrs.items() if isinstance(v, (str, int, float))}
             if name == "posterior":
                 ds.attrs[METADATA_ATTR] = json.dumps(meta)
-            ds.to_netcdf(tmp, group=name, mode="w" if i == 0 else "a", engine="h5netcdf")
+            encoding = {v: {"zlib": True, "complevel": 4} for v in ds.data_vars}
+            ds.to_netcdf(
+                tmp, group=name, mode="w" if i == 0 else "a", engine="h5netcdf", encoding=encoding
+            )
         os.replace(tmp, path)
         return path
 
