@@ -432,14 +432,16 @@ def logs_quick_check(
     if frame.empty:
         _fail(
             f"no runs under {str(base_dir)!r}: no folder whose name matches "
-            f"{dir_pattern!r} holds logs named like {log_pattern!r} (see --verbose)",
+            f"'{dir_pattern}' holds logs named like '{log_pattern}' (see --verbose)",
             1,
         )
     show = frame.sort_values("exp_name", kind="stable", ignore_index=True)[
         ["exp_name", "smooth_loss", "target_iter", "final_iter"]
     ]
     if pretty:
-        typer.echo(show.to_string(index=False, na_rep="-"))
+        text = show.astype(object).where(show.notna(), "-")
+        text["smooth_loss"] = [v if v == "-" else f"{v:.6f}" for v in text["smooth_loss"]]
+        typer.echo(text.to_string(index=False))
     else:
         typer.echo(show.to_csv(index=False, sep="\t", na_rep=""), nl=False)
     _report_runs(frame)
@@ -537,7 +539,9 @@ def logs_collect(
     except (LogProblemsError, SweepValidationError) as exc:
         _fail(str(exc), 1)
     except (OSError, ValueError) as exc:
-        message = str(exc).replace("defaults has", "--set has", 1)
+        message = str(exc)
+        if message.startswith("defaults"):  # the API's name for what --set gives
+            message = "--set" + message.removeprefix("defaults")
         _fail(message, 1)
     sweeps.to_csv(out, index=False)
     for row in sweeps[sweeps["problems"].fillna("") != ""].itertuples():
