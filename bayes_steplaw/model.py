@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import __version__
 from .hierarchy import Hierarchy
 from .sweeps import CORE_COLUMNS, near_optimal
 
@@ -140,8 +141,13 @@ def group_offsets(pm, pt, name: str, design: Design):
     return total
 
 
-def law_means(pm, pt, design: Design, batch_depends_on_N: bool):
-    """Setting-level optima (log lr, log batch tokens) of the hierarchical law."""
+def law_means(pm, pt, design: Design, batch_depends_on_N: bool, centered: bool = False):
+    """Setting-level optima (log lr, log batch tokens) of the hierarchical law.
+
+    ``centered=True`` samples the setting optima ``m_lr``, ``m_bs`` directly (``u``, ``v``
+    then follow from them): right when every setting's own runs pin its optimum down, as in
+    the landscape model, where the non-centred form makes NUTS trees ~15x deeper.
+    """
     c = pm.Normal("c", *PRIORS["c"][1:])
     d = pm.Normal("d", *PRIORS["d"][1:])
     alpha = pm.Normal("alpha", *PRIORS["alpha"][1:])
@@ -153,6 +159,12 @@ def law_means(pm, pt, design: Design, batch_depends_on_N: bool):
         mu_bs = mu_bs + pm.Normal("delta", *PRIORS["delta"][1:]) * design.log_n
     sigma_u = pm.HalfNormal("sigma_setting_lr", PRIORS["sigma_setting"][1])
     sigma_v = pm.HalfNormal("sigma_setting_bs", PRIORS["sigma_setting"][1])
+    if centered:
+        m_lr = pm.Normal("m_lr", mu_lr, sigma_u, dims="setting")
+        m_bs = pm.Normal("m_bs", mu_bs, sigma_v, dims="setting")
+        pm.Deterministic("u", m_lr - mu_lr, dims="setting")
+        pm.Deterministic("v", m_bs - mu_bs, dims="setting")
+        return m_lr, m_bs
     u = pm.Deterministic("u", sigma_u * pm.Normal("z_u", 0.0, 1.0, dims="setting"), dims="setting")
     v = pm.Deterministic("v", sigma_v * pm.Normal("z_v", 0.0, 1.0, dims="setting"), dims="setting")
     return mu_lr + u, mu_bs + v
@@ -223,6 +235,7 @@ def sample(
         # convergence report replaces them.
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", UserWarning)
+        warnings.filterwarnings("ignore", message="Cannot cache compiled function")  # numba
         idata = pm.sample(**kwargs)
     return idata, time.perf_counter() - start, sampler
 
@@ -319,6 +332,7 @@ def fit(
     metadata = {
         "model": model,
         "model_version": MODEL_VERSIONS[model],
+        "package_version": __version__,
         "data_sha256": data_fingerprint(sweeps),
         "groups": list(groups),
         "hierarchy": design.hierarchy.to_dict(),

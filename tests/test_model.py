@@ -1,0 +1,149 @@
+"""NUTS fits of the hierarchical law on sweeps simulated from a known truth."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayes_steplaw as bsl
+from bayes_steplaw.model import PRIORS, build_design, build_optimum_model
+
+FAST = dict(chains=2, draws=400, tune=400, progressbar=False)
+SETTINGS = pd.DataFrame(
+    [("dense", "dense", n, d) for n in (2e8, 6e8, 1.8e9) for d in (4e9, 2e10, 1e11)]
+    + [("moe", v, 2e9, d) for v in ("a", "b") for d in (4e9, 2e10)],
+    columns=["family", "variant", "N", "D"],
+)
+LAW = bsl.TrueLaw(
+    offsets_lr={"dense": -0.15, "moe": 0.15, "moe/a": 0.1, "moe/b": -0.1},
+    offsets_bs={"dense": 0.1, "moe": -0.1, "moe/a": -0.2, "moe/b": 0.2},
+)
+
+
+def _fit(sweeps, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bsl.ConvergenceWarning)  # few draws: ESS < 400 by design
+        return bsl.fit(sweeps, **{**FAST, **kwargs})
+
+
+@pytest.fixture(scope="module")
+def simulated():
+    sweeps, truth = bsl.simulate_sweeps(SETTINGS, LAW, seed=3)
+    return sweeps, truth, _fit(sweeps, seed=3)
+
+
+def test_recovers_exponents(simulated):
+    _, _, post = simulated
+    summary = post.summary(0.95)
+    for name in ("alpha", "beta", "gamma"):
+        lo, hi = summary.loc[name, ["lower", "upper"]]
+        assert lo < getattr(LAW, name) < hi, (name, lo, hi)
+        assert hi - lo < 0.4  # informative, not just the prior (prior 95% width is 3.9)
+    # short tuning may leave a stray divergence; a broken geometry gives dozens
+    assert post.diagnostics["divergences"] <= 0.01 * FAST["chains"] * FAST["draws"]
+    assert post.diagnostics["max_r_hat"] < 1.05
+
+
+@pytest.mark.parametrize("group", ["dense", "moe/a", "moe/b"])
+def test_law_predictions_cover_the_true_law(simulated, group):
+    _, _, post = simulated
+    N = np.array([3e8, 1e9, 2e9])
+    D = np.array([5e9, 3e10, 8e10])
+    res = post.predict(N, D, group=group, kind="law", allow_unconverged=True)
+    ci = res.interval(0.95, kind="eti")
+    lr, bs = LAW.optimum(N, D, group)
+    assert ((ci["lr_lower"] < lr) & (lr < ci["lr_upper"])).all(), (ci, lr)
+    assert ((ci["batch_tokens_lower"] < bs) & (bs < ci["batch_tokens_upper"])).all()
+
+
+def test_offsets_contrast_has_the_right_sign(simulated):
+    _, _, post = simulated
+    table = post.compare_offsets("moe/b", "moe/a")
+    true_lr = LAW.offsets_lr["moe/b"] - LAW.offsets_lr["moe/a"]
+    true_bs = LAW.offsets_bs["moe/b"] - LAW.offsets_bs["moe/a"]
+    assert table.loc["lr", "lower"] < true_lr < table.loc["lr", "upper"]
+    assert table.loc["batch_tokens", "lower"] < true_bs < table.loc["batch_tokens", "upper"]
+    assert table.loc["batch_tokens", "prob_positive"] > 0.9  # true contrast +0.4
+
+
+def test_run_predictions_are_wider_than_law_predictions(simulated):
+    _, _, post = simulated
+    law = post.predict(1e9, 2e10, kind="law", allow_unconverged=True).interval(0.9)
+    run = post.predict(1e9, 2e10, kind="run", allow_unconverged=True).interval(0.9)
+    assert (run["lr_upper"] / run["lr_lower"]).iloc[0] > (law["lr_upper"] / law["lr_lower"]).iloc[0]
+
+
+def test_metadata_and_roundtrip(simulated, tmp_path):
+    sweeps, _, post = simulated
+    meta = post.metadata
+    assert meta["n_settings"] == len(SETTINGS)
+    assert meta["n_runs"] == len(bsl.near_optimal(sweeps))
+    assert meta["N_range"] == [2e8, 2e9]
+    assert meta["sampler"]["draws"] == FAST["draws"]
+    assert meta["seed"] == 3 and len(meta["data_sha256"]) == 64
+    back = bsl.load(post.save(tmp_path / "p.nc"))
+    assert back.metadata == json_roundtrip(meta)
+    np.testing.assert_array_equal(back.flat("alpha"), post.flat("alpha"))
+
+
+def json_roundtrip(obj):
+    import json
+
+    return json.loads(json.dumps(obj))
+
+
+def test_gate_warns_names_parameters_and_blocks_predict():
+    sweeps, _ = bsl.simulate_sweeps(SETTINGS, LAW, seed=4)
+    with pytest.warns(bsl.ConvergenceWarning, match="ESS < 400 for .*alpha"):
+        post = bsl.fit(sweeps, chains=2, draws=50, tune=200, progressbar=False)
+    assert not post.converged
+    with pytest.raises(bsl.ConvergenceError, match="allow_unconverged"):
+        post.predict(1e9, 1e10)
+
+
+def test_batch_depends_on_N_recovers_delta():
+    law = bsl.TrueLaw(delta=0.25)
+    sweeps, _ = bsl.simulate_sweeps(SETTINGS, law, seed=5)
+    post = _fit(sweeps, batch_depends_on_N=True, seed=5)
+    lo, hi = post.summary(0.95).loc["delta", ["lower", "upper"]]
+    assert lo < 0.25 < hi and lo > 0
+
+
+def test_same_seed_same_posterior():
+    sweeps, _ = bsl.simulate_sweeps(SETTINGS, LAW, seed=6)
+    a = _fit(sweeps, seed=11, draws=100, tune=100)
+    b = _fit(sweeps, seed=11, draws=100, tune=100)
+    np.testing.assert_array_equal(a.flat("alpha"), b.flat("alpha"))
+
+
+def test_bad_arguments():
+    sweeps, _ = bsl.simulate_sweeps(SETTINGS, LAW, seed=7)
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        bsl.fit(sweeps, sampler="metropolis", **FAST)
+    with pytest.raises(ValueError, match="model must be one of"):
+        bsl.fit(sweeps, model="chinchilla")
+    with pytest.raises(ValueError, match=r"group column\(s\) \['arch'\]"):
+        bsl.fit(sweeps, groups=("arch",))
+    with pytest.raises(ValueError, match="lacks column"):
+        bsl.fit(sweeps.drop(columns="loss"))
+    with pytest.raises(ValueError, match="draws must be a positive integer"):
+        bsl.fit(sweeps, draws=0)
+
+
+def test_prior_predictive_allows_every_plausible_lr_and_batch():
+    """The priors put mass on lr from 1e-5 to 1e-1 and batch from 1e4 to 1e8 tokens."""
+    import pymc as pm
+
+    sweeps, _ = bsl.simulate_sweeps(SETTINGS, LAW, seed=8)
+    design = build_design(bsl.near_optimal(sweeps), ("family", "variant"))
+    with build_optimum_model(design):
+        prior = pm.sample_prior_predictive(draws=4000, random_seed=0)
+    lr = np.exp(prior.prior_predictive["log_lr"].values.ravel())
+    bs = np.exp(prior.prior_predictive["log_bs"].values.ravel())
+    for lo, hi, values in ((1e-5, 1e-1, lr), (1e4, 1e8, bs)):
+        edges = np.logspace(np.log10(lo), np.log10(hi), 5)
+        counts = np.histogram(values, edges)[0]
+        # every decade-wide band of the plausible range keeps at least 1% of the prior mass
+        assert (counts / values.size > 0.01).all(), counts
+    assert PRIORS["c"][1] == pytest.approx(np.log(1e-3))
