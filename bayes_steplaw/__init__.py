@@ -10,6 +10,8 @@ __version__ = "0.1.0"
 from .bootstrap import BootstrapOLS, DegenerateResampleWarning, reproduction_table
 from .diagnostics import ConvergenceError, ConvergenceWarning
 from .hierarchy import Hierarchy
+from .logs import LogProblemsError, find_runs, quick_check, read_loss_curve, smooth_final_loss
+from .logs import collect as collect_logs
 from .model import fit
 from .posterior import (
     PosteriorFileError,
@@ -30,19 +32,25 @@ __all__ = [
     "DataError",
     "DegenerateResampleWarning",
     "Hierarchy",
+    "LogProblemsError",
     "PosteriorFileError",
     "Prediction",
     "StepLawPosterior",
     "SweepValidationError",
     "TrueLaw",
     "__version__",
+    "collect_logs",
+    "find_runs",
     "fit",
     "load",
     "load_default",
     "load_sweeps",
     "near_optimal",
+    "quick_check",
+    "read_loss_curve",
     "read_sweeps",
     "relative_loss",
     "reproduction_table",
     "simulate_sweeps",
+    "smooth_final_loss",
 ]

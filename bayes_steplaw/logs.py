@@ -54,7 +54,6 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy.ndimage import gaussian_filter1d
 
 from .sweeps import MIN_RUNS_PER_SETTING, read_sweeps
 
@@ -601,6 +600,8 @@ def smooth_losses(
     y = np.asarray(losses, dtype=np.float64)
     interval = _check_curve(it, y, window)
     sigma = min(float(window), 0.01 * len(y)) / interval
+    from scipy.ndimage import gaussian_filter1d  # scipy.ndimage costs ~0.3 s to import
+
     return gaussian_filter1d(y, sigma, mode="reflect", truncate=4.0), sigma
 
 

@@ -1,0 +1,98 @@
+"""Coverage study: do the 90% credible intervals hold the truth about 90% of the time?
+
+Each repeat simulates a sweep from a known law (fixed exponents and group offsets, fresh
+setting effects and loss noise), fits it by NUTS and checks whether each quantity's central
+interval contains the truth. Repeats run in parallel processes.
+
+Run: ``python benchmarks/bench_coverage.py [--repeats 40] [--draws 500] [--workers 2]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+import pandas as pd
+
+import bayes_steplaw as bsl
+
+SETTINGS = pd.DataFrame(
+    [("dense", "dense", n, d) for n in (2e8, 6e8, 1.8e9) for d in (4e9, 2e10, 1e11)]
+    + [("moe", v, 2e9, d) for v in ("a", "b") for d in (4e9, 2e10)],
+    columns=["family", "variant", "N", "D"],
+)
+LAW = bsl.TrueLaw(
+    offsets_lr={"dense": -0.15, "moe": 0.15, "moe/a": 0.1, "moe/b": -0.1},
+    offsets_bs={"dense": 0.1, "moe": -0.1, "moe/a": -0.2, "moe/b": 0.2},
+)
+POINT = (7e8, 2e10)  # inside the simulated range
+
+
+def truth() -> dict[str, float]:
+    """True values of the checked quantities."""
+    lr, bs = LAW.optimum(*POINT, "dense")
+    return {
+        "alpha": LAW.alpha,
+        "beta": LAW.beta,
+        "gamma": LAW.gamma,
+        "dense lr at (7e8, 2e10)": float(lr),
+        "dense batch at (7e8, 2e10)": float(bs),
+        "lr offset moe/b - moe/a": LAW.offsets_lr["moe/b"] - LAW.offsets_lr["moe/a"],
+        "batch offset moe/b - moe/a": LAW.offsets_bs["moe/b"] - LAW.offsets_bs["moe/a"],
+    }
+
+
+def one_repeat(seed: int, draws: int, prob: float = 0.9) -> dict[str, bool]:
+    """Simulate, fit, and report for each quantity whether its interval holds the truth."""
+    sweeps, _ = bsl.simulate_sweeps(SETTINGS, LAW, seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        post = bsl.fit(sweeps, chains=2, draws=draws, tune=draws, seed=seed, progressbar=False)
+    summary = post.summary(prob)
+    law = post.predict(*POINT, kind="law", allow_unconverged=True).interval(prob, kind="eti")
+    contrast = post.compare_offsets("moe/b", "moe/a", prob=prob)
+    bounds = {
+        "alpha": summary.loc["alpha", ["lower", "upper"]],
+        "beta": summary.loc["beta", ["lower", "upper"]],
+        "gamma": summary.loc["gamma", ["lower", "upper"]],
+        "dense lr at (7e8, 2e10)": law[["lr_lower", "lr_upper"]].iloc[0],
+        "dense batch at (7e8, 2e10)": law[["batch_tokens_lower", "batch_tokens_upper"]].iloc[0],
+        "lr offset moe/b - moe/a": contrast.loc["lr", ["lower", "upper"]],
+        "batch offset moe/b - moe/a": contrast.loc["batch_tokens", ["lower", "upper"]],
+    }
+    true = truth()
+    hits = {
+        k: bool(lo < true[k] < hi) for k, (lo, hi) in ((k, tuple(v)) for k, v in bounds.items())
+    }
+    hits["divergences"] = post.diagnostics["divergences"]
+    return hits
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=40)
+    parser.add_argument("--draws", type=int, default=500)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    start = time.perf_counter()
+    with ProcessPoolExecutor(args.workers) as pool:
+        results = list(pool.map(one_repeat, range(args.repeats), [args.draws] * args.repeats))
+    table = pd.DataFrame(results)
+    divergences = table.pop("divergences")
+    rate = table.mean()
+    se = np.sqrt(0.9 * 0.1 / len(table))
+    print(
+        f"{len(table)} repeats, 2 chains x {args.draws} draws each, "
+        f"{time.perf_counter() - start:.0f} s; nominal 0.90, binomial s.e. {se:.3f}"
+    )
+    for name, value in rate.items():
+        print(f"  {name:<30} coverage {value:.3f}")
+    print(f"  all quantities pooled          coverage {table.to_numpy().mean():.3f}")
+    print(f"  repeats with any divergence: {(divergences > 0).sum()}")
+
+
+if __name__ == "__main__":
+    main()
