@@ -1,0 +1,159 @@
+"""The plotting functions: they return Figures/Axes with the expected artists, log axes where
+quantities span decades, and labels with units. They run on the shipped posterior."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.axes import Axes
+from matplotlib.collections import PathCollection, PolyCollection, QuadMesh
+from matplotlib.colors import to_hex
+from matplotlib.figure import Figure
+
+from bayes_steplaw import BootstrapOLS, load_default, load_sweeps, plots
+from bayes_steplaw.bootstrap import PAPER_TABLE2
+
+
+@pytest.fixture(scope="module")
+def post():
+    return load_default()
+
+
+@pytest.fixture(scope="module")
+def sweeps():
+    return load_sweeps("all")
+
+
+@pytest.fixture(scope="module")
+def published():
+    return BootstrapOLS.from_published()
+
+
+@pytest.fixture(autouse=True)
+def _close():
+    yield
+    plt.close("all")
+
+
+def _labels(ax: Axes) -> str:
+    return f"{ax.get_xlabel()} | {ax.get_ylabel()}"
+
+
+def test_palette_is_okabe_ito():
+    assert len(set(plots.PALETTE)) == len(plots.PALETTE) == 8
+    assert set(plots.PALETTE) == set(plots.OKABE_ITO.values())
+    assert set(plots.ROLE_COLORS.values()) - {"#7f7f7f"} <= set(plots.OKABE_ITO.values())
+    assert plots.si(2.147e8) == "215M" and plots.si(1.4e12) == "1.4T"
+
+
+def test_exponent_pairs(post, published):
+    fig = plots.exponent_pairs(post, bootstrap={"published": published}, paper=PAPER_TABLE2)
+    assert isinstance(fig, Figure)
+    axes = np.array(fig.axes).reshape(3, 3)
+    assert not axes[0, 1].axison and not axes[0, 2].axison  # upper triangle hidden
+    # scatter panels hold the posterior and the ensemble; the paper's star is a line marker
+    assert len(axes[1, 0].collections) == 2
+    assert any(line.get_marker() == "*" for line in axes[1, 0].lines)
+    assert "α" in axes[2, 0].get_xlabel() or "alpha" in axes[2, 0].get_xlabel()
+    texts = [t.get_text() for t in axes[0, 2].get_legend().get_texts()]
+    assert texts == ["Bayesian posterior", "published", "paper Table 2"]
+
+
+@pytest.mark.parametrize("against", ["D", "N"])
+def test_optimum_scaling_lr(post, sweeps, against):
+    ax = plots.optimum_scaling(post, sweeps, against=against)
+    assert isinstance(ax, Axes)
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    assert "learning rate" in ax.get_ylabel()
+    assert ("tokens" if against == "D" else "parameters") in ax.get_xlabel()
+    n_lines = 5 if against == "D" else 4  # five dense N values; four D values by default
+    assert len(ax.lines) == n_lines
+    bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    assert len(bands) >= 2 * n_lines  # 50% and 90% band per line (+ extrapolation shading)
+    points = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert len(points) == 2  # near-optimal runs and setting means
+    assert len(points[1].get_offsets()) == 17  # one mean per dense setting
+    assert len(ax.figure.axes) == 2  # the colorbar
+
+
+def test_optimum_scaling_batch_single_line(post, sweeps):
+    ax = plots.optimum_scaling(post, sweeps, quantity="batch_tokens", against="D")
+    assert len(ax.lines) == 1  # no delta: the batch law is the same for every N
+    assert "batch size (tokens)" in ax.get_ylabel()
+    assert len(ax.figure.axes) == 1
+    assert to_hex(ax.lines[0].get_color()) == plots.ROLE_COLORS["posterior"].lower()
+    with pytest.raises(ValueError, match="quantity"):
+        plots.optimum_scaling(post, quantity="loss")
+
+
+def test_delta_posterior(post):
+    with pytest.raises(ValueError, match="batch_depends_on_N"):
+        plots.delta_posterior(post)
+
+
+def test_group_offsets_and_contrast(post):
+    fig = plots.group_offsets(post)
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    ax = fig.axes[0]
+    n_rows = len(post.groups_seen) + 1  # + a never-seen architecture
+    assert len(ax.get_yticklabels()) == n_rows
+    assert len(ax.lines) == 3 * n_rows + 1  # outer bar, inner bar, median per row; line at 1
+    assert ax.get_xscale() == "log"
+    fig = plots.offset_contrast(post, "moe", "dense")
+    p = post.compare_offsets("moe", "dense").loc["lr", "prob_positive"]
+    texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any(f"P(moe > dense) = {p:.2f}" in t for t in texts)
+
+
+def test_setting_optima(post, sweeps):
+    fig = plots.setting_optima(post, sweeps)
+    assert len(fig.axes) == 2
+    for ax in fig.axes:
+        assert ax.get_xscale() == ax.get_yscale() == "log"
+        assert "observed" in ax.get_ylabel()
+        # one errorbar container per group, each with all that group's settings
+        n = sum(len(c[0].get_xdata()) for c in ax.containers)
+        assert n == post.metadata["n_settings"]
+    with pytest.raises(ValueError, match="not in the sweep table"):
+        plots.setting_optima(post, sweeps[sweeps["family"] == "dense"])
+
+
+def test_interval_comparison(post, published):
+    N = np.geomspace(1e8, 1e11, 12)
+    fig = plots.interval_comparison(post, {"published": published}, N, 100 * N)
+    assert len(fig.axes) == 4
+    bottom = fig.axes[2]
+    assert len(bottom.lines) == 3  # posterior law, posterior run, published
+    widths = {line.get_label(): line.get_ydata() for line in bottom.lines}
+    assert np.all(widths["posterior: a new run"] >= widths["posterior: the law"] - 1e-9)
+    assert all(ax.get_xscale() == "log" for ax in fig.axes)
+    assert "D = 100 N" in bottom.get_xlabel()
+
+
+def test_plan_without_landscape(post, published):
+    fig = plots.plan(post, 7e9, 1.4e12, bootstrap=published)
+    assert len(fig.axes) == 2
+    lr_ax = fig.axes[0]
+    assert lr_ax.get_xscale() == "log" and "learning rate" in lr_ax.get_xlabel()
+    assert len(lr_ax.lines) == 2  # median and paper
+    paper_lr = published.predict(7e9, 1.4e12)["lr"].iloc[0]
+    assert np.isclose(lr_ax.lines[1].get_xdata()[0], paper_lr)
+
+
+def test_landscape_map_observed(sweeps, published, post):
+    setting = "dense N=1.074e+09 D=2e+10"
+    ax = plots.landscape_map(sweeps, setting, bootstrap=published, optimum=post)
+    meshes = [c for c in ax.collections if isinstance(c, QuadMesh)]
+    assert len(meshes) == 1
+    assert ax.get_xscale() == ax.get_yscale() == "log"
+    assert _labels(ax) == "peak learning rate | batch size (tokens)"
+    assert [line.get_marker() for line in ax.lines] == ["*", "X", "P"]
+    best = sweeps[sweeps["setting"] == setting].nsmallest(1, "loss").iloc[0]
+    assert ax.lines[0].get_xdata()[0] == best["lr"]
+    with pytest.raises(ValueError, match="no runs"):
+        plots.landscape_map(sweeps, "dense N=1 D=1")
