@@ -279,6 +279,125 @@ def compare(
 # (the landscape commands `plateau` and `recommend` live below this line)
 
 
+def _landscape_posterior():
+    """The shipped landscape posterior, or a one-line error (exit 1)."""
+    from .posterior import PosteriorFileError, load_default
+
+    try:
+        return load_default("landscape")
+    except PosteriorFileError as exc:
+        _fail(str(exc), 1)
+
+
+def _check_landscape_args(tol: float, group: str, post) -> None:
+    if not (math.isfinite(tol) and 0 < tol < 1):
+        _fail(f"--tol must be a relative loss between 0 and 1 (e.g. 0.0025); got {tol}")
+    try:
+        post.hierarchy.resolve(group)
+    except (KeyError, ValueError) as exc:
+        _fail(str(exc.args[0] if exc.args else exc))
+
+
+# negative numbers reach parse_quantity (a one-line error) instead of reading as options
+@app.command(context_settings={"ignore_unknown_options": True})
+def plateau(
+    n: Annotated[str, typer.Argument(metavar="N", help="Non-embedding parameters (7e9, 7B).")],
+    d: Annotated[str, typer.Argument(metavar="D", help="Training tokens (1.4e12, 1.4T).")],
+    lr: Annotated[str, typer.Option("--lr", help="Peak learning rate, e.g. 3e-4.")],
+    batch_tokens: Annotated[
+        str, typer.Option("--batch-tokens", help="Batch size in tokens, e.g. 4M or 4194304.")
+    ],
+    tol: Annotated[float, typer.Option(help="Relative-loss tolerance (0.0025 = 0.25%).")] = 0.0025,
+    group: Annotated[str, typer.Option(help="Group, e.g. dense, moe/1in8, new.")] = "dense",
+    predictive: Annotated[
+        bool, typer.Option("--predictive", help="Include run-to-run loss noise.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Probability that a run at (lr, batch) finishes within TOL of the setting's best loss."""
+    N, D = _quantities(n, d)
+    try:
+        lr_value = parse_quantity(lr, "--lr")
+        bs_value = parse_quantity(batch_tokens, "--batch-tokens")
+    except typer.BadParameter as exc:
+        _fail(str(exc))
+    post = _landscape_posterior()
+    _check_landscape_args(tol, group, post)
+    try:
+        p = post.plateau_probability(N, D, lr_value, bs_value, tol, group, predictive)
+        rec = post.recommend(N, D, group=group, tol=tol)
+    except (KeyError, ValueError) as exc:
+        _fail(str(exc.args[0] if exc.args else exc))
+    what = "including run noise" if predictive else "expected loss; run noise excluded"
+    if as_json:
+        payload = {
+            "N": N,
+            "D": D,
+            "lr": lr_value,
+            "batch_tokens": bs_value,
+            "tol": tol,
+            "group": group,
+            "predictive": predictive,
+            "plateau_probability": p,
+            "recommended_lr": rec.lr,
+            "recommended_batch_tokens": rec.batch_tokens,
+        }
+        typer.echo(json.dumps(payload))
+        return
+    typer.echo(f"N = {N:.4g} parameters, D = {D:.4g} tokens, group {group}")
+    typer.echo(f"  lr {lr_value:.3e}, batch {bs_value:.4g} tokens")
+    typer.echo(f"  P(loss within {tol:.2%} of the setting's best) = {p:.3f}   ({what})")
+    typer.echo(
+        f"  (Bayes choice for this setting: lr {rec.lr:.3e}, batch {rec.batch_tokens:.4g} "
+        f"tokens, P = {rec.plateau_probability:.3f})"
+    )
+
+
+@app.command(context_settings={"ignore_unknown_options": True})
+def recommend(
+    n: Annotated[str, typer.Argument(metavar="N", help="Non-embedding parameters (7e9, 7B).")],
+    d: Annotated[str, typer.Argument(metavar="D", help="Training tokens (1.4e12, 1.4T).")],
+    batch_tokens: Annotated[
+        str | None,
+        typer.Option("--batch-tokens", help="Fix the batch size (tokens); choose the lr for it."),
+    ] = None,
+    tol: Annotated[float, typer.Option(help="Tolerance of the plateau probability.")] = 0.0025,
+    group: Annotated[str, typer.Option(help="Group, e.g. dense, moe/1in8, new.")] = "dense",
+    seq_len: Annotated[int, typer.Option(help="Sequence length in tokens.", min=1)] = 2048,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The (lr, batch) of least expected relative loss; with --batch-tokens, the best lr."""
+    N, D = _quantities(n, d)
+    bs_value = None
+    if batch_tokens is not None:
+        try:
+            bs_value = parse_quantity(batch_tokens, "--batch-tokens")
+        except typer.BadParameter as exc:
+            _fail(str(exc))
+    post = _landscape_posterior()
+    _check_landscape_args(tol, group, post)
+    try:
+        rec = post.recommend(N, D, bs_value, group=group, tol=tol, seq_len=seq_len)
+    except (KeyError, ValueError) as exc:
+        _fail(str(exc.args[0] if exc.args else exc))
+    if as_json:
+        typer.echo(json.dumps(rec.to_dict()))
+        return
+    typer.echo(f"N = {N:.4g} parameters, D = {D:.4g} tokens, group {group}")
+    typer.echo(f"  peak lr          {rec.lr:.3e}")
+    fixed = " (fixed)" if rec.fixed_batch else ""
+    typer.echo(f"  batch (tokens)   {rec.batch_tokens:.4g}{fixed}")
+    typer.echo(f"  batch (seqs)     {rec.batch_sequences:.4g}")
+    typer.echo(
+        f"  expected excess loss {rec.expected_relative_loss:.3%}; "
+        f"P(within {rec.tol:.2%} of the best) = {rec.plateau_probability:.3f}"
+    )
+    typer.echo(
+        f"  (posterior median optimum: lr {rec.lr_median_optimum:.3e}, batch "
+        f"{rec.batch_tokens_median_optimum:.4g} tokens; the choice minimises expected loss)"
+    )
+
+
 # --------------------------------------------------------------------------- data
 
 

@@ -111,13 +111,14 @@ def level_dims(hierarchy: Hierarchy) -> dict[str, list[str]]:
     return {f"level_{lev.column}": list(lev.labels) for lev in hierarchy.levels}
 
 
-def group_offsets(pm, pt, name: str, design: Design):
+def group_offsets(pm, pt, name: str, design: Design, centered: bool = False):
     """Sum of the level offsets of every setting for one law (``lr`` or ``bs``).
 
     The offsets of the levels under one parent are ``sigma * z`` with ``z`` a zero-sum normal
     (non-centred): the intercept, or the parent's offset, is the siblings' mean and is not
     traded off against them. A level without siblings gets no offset: it is not identified
-    apart from its parent.
+    apart from its parent. ``centered=True`` samples the zero-sum offsets with scale ``sigma``
+    directly (for data that pin the offsets down, as in the landscape model).
     """
     total = 0.0
     for j, lev in enumerate(design.hierarchy.levels):
@@ -132,8 +133,11 @@ def group_offsets(pm, pt, name: str, design: Design):
                 pieces.append(pt.zeros(1))
             else:
                 label = lev.column if len(siblings) == 1 else f"{lev.column}_{k}"
-                z = pm.ZeroSumNormal(f"e_{name}_{label}", 1.0, shape=len(members))
-                pieces.append(sigma * z)
+                if centered:
+                    pieces.append(pm.ZeroSumNormal(f"e_{name}_{label}", sigma, shape=len(members)))
+                else:
+                    z = pm.ZeroSumNormal(f"e_{name}_{label}", 1.0, shape=len(members))
+                    pieces.append(sigma * z)
         stacked = pt.concatenate(pieces)[np.argsort(order)]
         offset = pm.Deterministic(f"a_{name}_{lev.column}", stacked, dims=f"level_{lev.column}")
         padded = pt.concatenate([offset, pt.zeros(1)])  # index -1 picks the zero
@@ -144,17 +148,20 @@ def group_offsets(pm, pt, name: str, design: Design):
 def law_means(pm, pt, design: Design, batch_depends_on_N: bool, centered: bool = False):
     """Setting-level optima (log lr, log batch tokens) of the hierarchical law.
 
-    ``centered=True`` samples the setting optima ``m_lr``, ``m_bs`` directly (``u``, ``v``
-    then follow from them): right when every setting's own runs pin its optimum down, as in
-    the landscape model, where the non-centred form makes NUTS trees ~15x deeper.
+    ``centered=True`` samples the setting optima ``m_lr``, ``m_bs`` (``u``, ``v`` then follow
+    from them) and the group offsets directly: right when every setting's own runs pin its
+    optimum down, as in the landscape model, where the non-centred form makes NUTS trees ~15x
+    deeper and funnels the family scale.
     """
     c = pm.Normal("c", *PRIORS["c"][1:])
     d = pm.Normal("d", *PRIORS["d"][1:])
     alpha = pm.Normal("alpha", *PRIORS["alpha"][1:])
     beta = pm.Normal("beta", *PRIORS["beta"][1:])
     gamma = pm.Normal("gamma", *PRIORS["gamma"][1:])
-    mu_lr = c + alpha * design.log_n + beta * design.log_d + group_offsets(pm, pt, "lr", design)
-    mu_bs = d + gamma * design.log_d + group_offsets(pm, pt, "bs", design)
+    off_lr = group_offsets(pm, pt, "lr", design, centered)
+    off_bs = group_offsets(pm, pt, "bs", design, centered)
+    mu_lr = c + alpha * design.log_n + beta * design.log_d + off_lr
+    mu_bs = d + gamma * design.log_d + off_bs
     if batch_depends_on_N:
         mu_bs = mu_bs + pm.Normal("delta", *PRIORS["delta"][1:]) * design.log_n
     sigma_u = pm.HalfNormal("sigma_setting_lr", PRIORS["sigma_setting"][1])
@@ -309,6 +316,9 @@ def fit(
         pm_model, design, extra = build_landscape(
             sweeps, groups, batch_depends_on_N=batch_depends_on_N, **model_kwargs
         )
+        # the model's own nutpie options (recorded in the metadata); the caller's win
+        if extra.get("nutpie_kwargs") and (sampler or default_sampler()) == "nutpie":
+            sampler_kwargs = {**extra["nutpie_kwargs"], **(sampler_kwargs or {})}
     else:
         if model_kwargs:
             raise TypeError(f"unexpected keyword argument(s) {sorted(model_kwargs)}")
