@@ -27,6 +27,7 @@ PyMC is imported only inside the functions that build or sample a model.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import time
 import warnings
@@ -237,13 +238,21 @@ def sample(
     if sampler_kwargs:
         kwargs["nuts_sampler_kwargs"] = dict(sampler_kwargs)
     start = time.perf_counter()
+    # PyMC logs its sampler set-up at INFO; a quiet fit (no progress bar) stays quiet
+    pymc_log = logging.getLogger("pymc")
+    level = pymc_log.level
+    if not progressbar:
+        pymc_log.setLevel(logging.WARNING)
     with warnings.catch_warnings():
         # PyMC/ArviZ announce refactors and sampler internals on every fit; our own
         # convergence report replaces them.
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", UserWarning)
         warnings.filterwarnings("ignore", message="Cannot cache compiled function")  # numba
-        idata = pm.sample(**kwargs)
+        try:
+            idata = pm.sample(**kwargs)
+        finally:
+            pymc_log.setLevel(level)
     return idata, time.perf_counter() - start, sampler
 
 
