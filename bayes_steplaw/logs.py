@@ -55,7 +55,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 import pandas as pd
 
-from .sweeps import MIN_RUNS_PER_SETTING, read_sweeps
+from .sweeps import CORE_COLUMNS, MIN_RUNS_PER_SETTING, read_sweeps
 
 __all__ = [
     "DEFAULT_LOG_PATTERN",
@@ -1429,17 +1429,7 @@ def collect(
         raise ValueError(f"none of the {len(frame)} runs is usable:\n{lines}")
     table = kept.rename(columns={"smooth_loss": "loss", "exp_name": "run"})
     keep_cols = [
-        "N",
-        "N_active",
-        "D",
-        "lr",
-        "batch_sequences",
-        "batch_tokens",
-        "seq_len",
-        "loss",
-        "family",
-        "variant",
-        "recipe",
+        *(c for c in CORE_COLUMNS if c != "setting"),  # read_sweeps derives the setting id
         *[c for c in _INT_KEYS if c != "iterations" and table[c].notna().any()],
         "iterations",
         "loss_last",

@@ -121,3 +121,19 @@ def test_fit_a_user_csv_writes_a_loadable_posterior(tmp_path):
     res = post.predict(1e9, 1e10, allow_unconverged=True).median()
     assert np.isfinite(res.to_numpy()).all()
     assert isinstance(res, pd.DataFrame)
+
+
+def test_loading_and_predicting_never_import_pymc():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, bayes_steplaw as b\n"
+        "p = b.load_default().predict(7e9, 1.4e12).to_dataframe()\n"
+        "heavy = [m for m in ('pymc', 'pytensor', 'arviz', 'nutpie') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "print(p['lr'].iloc[0])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert float(out.stdout) > 0

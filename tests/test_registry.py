@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from shared_data import shared_data_dir
 from typer.testing import CliRunner
 
 from bayes_steplaw import registry
@@ -28,17 +29,7 @@ from bayes_steplaw.registry import DataError, fetch, locate, registered_files, s
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _shared_data() -> Path:
-    env = os.environ.get("BAYES_STEPLAW_DATA")
-    candidates = [Path(env).resolve()] if env else []
-    candidates.append(Path(__file__).resolve().parents[2] / "shared/data/steplaw")
-    for folder in candidates:
-        if (folder / "dense_lr_bs_loss.csv").is_file():
-            return folder
-    pytest.skip("the shared copy of the Step Law data is not available", allow_module_level=True)
-
-
-SHARED = _shared_data()
+SHARED = shared_data_dir()
 
 # SOURCE.md: pinned commit, upstream address, and the table of files, rows and sha256.
 COMMIT = "32a8f4cc50247695fb56cc6c9117abdf67c97763"

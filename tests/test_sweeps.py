@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from shared_data import shared_data_dir
 
 from bayes_steplaw.sweeps import (
     CORE_COLUMNS,
@@ -25,18 +25,7 @@ from bayes_steplaw.sweeps import (
     snap_lr,
 )
 
-
-def _shared_data() -> Path:
-    env = os.environ.get("BAYES_STEPLAW_DATA")
-    candidates = [Path(env).resolve()] if env else []
-    candidates.append(Path(__file__).resolve().parents[2] / "shared/data/steplaw")
-    for folder in candidates:
-        if (folder / "dense_lr_bs_loss.csv").is_file():
-            return folder
-    pytest.skip("the shared copy of the Step Law data is not available", allow_module_level=True)
-
-
-SHARED = _shared_data()
+SHARED = shared_data_dir()
 DENSE_CSV = SHARED / "dense_lr_bs_loss.csv"
 MOE_CSV = SHARED / "moe_lr_bs_loss.csv"
 SEQ = 2048  # SOURCE.md: every released run used 2048-token sequences
