@@ -102,7 +102,12 @@ def snap_lr(lr: np.ndarray | pd.Series, tol: float = 0.02) -> np.ndarray:
 
 
 def setting_ids(frame: pd.DataFrame) -> pd.Series:
-    """Readable id of each row's setting: group path, N and D."""
+    """Readable id of each row's setting: group path, N and D.
+
+    N and D enter with 4 significant digits, on purpose: runs of one token budget whose D was
+    computed as iterations x batch x seq_len differ in the last digits and still share their
+    setting. Two settings closer than that (N = 1.0001e9 and 1.0002e9) are one setting.
+    """
     recipe = frame["recipe"].astype("string").fillna("")
     path = group_path(frame, ("family", "variant")) + np.where(recipe != "", "@" + recipe, "")
     return path + " N=" + _fmt(frame["N"]) + " D=" + _fmt(frame["D"])
