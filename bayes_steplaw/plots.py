@@ -448,7 +448,7 @@ def optimum_scaling(
     if against not in ("N", "D"):
         raise ValueError(f"against must be 'N' or 'D'; got {against!r}")
     other = "N" if against == "D" else "D"
-    ax = _new_axes(ax)
+    ax = _new_axes(ax, figsize=(7.0, 5.6))
     law_group = group
     runs = None
     if sweeps is not None:
@@ -528,9 +528,9 @@ def optimum_scaling(
 
     line_c = ROLE_COLORS["posterior"] if single else "0.35"
     what = "law" if kind == "law" else "new setting"
-    handles = [Line2D([], [], color=line_c, lw=2, label=f"posterior median ({group})")]
+    handles = [Line2D([], [], color=line_c, lw=2, label=f"median law ({group})")]
     handles += [
-        Patch(color=line_c, alpha=a + 0.05, lw=0, label=f"{p:.0%} credible band ({what})")
+        Patch(color=line_c, alpha=a + 0.05, lw=0, label=f"{p:.0%} band ({what})")
         for p, a in zip(probs, alphas)
     ]
     if runs is not None:
@@ -553,15 +553,15 @@ def optimum_scaling(
                 ms=7,
                 mec="black",
                 ls="none",
-                label="setting mean of them",
+                label="their setting mean",
             ),
         ]
-    handles.append(Patch(color="0.92", label="outside the fitted range"))
+    handles.append(Patch(color="0.92", label="extrapolation"))
     ax.legend(
         handles=handles,
         loc="lower center",
         bbox_to_anchor=(0.5, 1.01),
-        ncols=3,
+        ncols=2,
         fontsize="small",
         frameon=False,
     )
@@ -733,21 +733,22 @@ def group_offsets(
     return fig
 
 
-def _ratio_ticks(ax: Axes) -> None:
-    """Readable multiplicative ticks (0.5, 0.7, 1, 1.4, 2, ...) on a log axis."""
+def _ratio_ticks(ax: Axes, which: str = "x") -> None:
+    """Readable multiplicative ticks (0.5, 0.7, 1, 1.2, 1.5, 2, ...) on a log axis."""
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-    lo, hi = ax.get_xlim()
+    lo, hi = sorted(ax.get_xlim() if which == "x" else ax.get_ylim())
     if hi / lo > 3:
-        candidates = np.array([0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.4, 2.0, 3.0, 5.0, 10.0])
+        candidates = np.array([0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.2, 1.5, 2.0, 3.0, 5.0, 10.0])
     else:
         candidates = np.array([0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 1.75, 2.0])
     ticks = candidates[(candidates >= lo) & (candidates <= hi)]
     if len(ticks) < 3:
         ticks = np.geomspace(lo, hi, 4)
-    ax.xaxis.set_major_locator(FixedLocator(ticks))
-    ax.xaxis.set_minor_locator(NullLocator())
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}×"))
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    axis.set_major_locator(FixedLocator(ticks))
+    axis.set_minor_locator(NullLocator())
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}×"))
 
 
 def offset_contrast(
@@ -1172,10 +1173,7 @@ def interval_comparison(
         bottom.set_yscale("log")
         bottom.set_ylabel(f"{prob:.0%} interval width\n(upper / lower, ×)")
         bottom.set_xlabel(_LABELS["N"] + "\n" + _path_label(N, D))
-        from matplotlib.ticker import FuncFormatter
-
-        bottom.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}×"))
-        bottom.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:.3g}×"))
+        _ratio_ticks(bottom, "y")
         for ax in (top, bottom):
             ax.set_xlim(N.min(), N.max())
             log_axis(ax, "x")

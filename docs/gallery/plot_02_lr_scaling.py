@@ -16,7 +16,7 @@ from bayes_steplaw import load_default, load_sweeps, plots
 post = load_default()
 sweeps = load_sweeps("all")
 
-fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.6), layout="constrained")
+fig, (left, right) = plt.subplots(1, 2, figsize=(13, 6), layout="constrained")
 plots.optimum_scaling(post, sweeps, against="D", ax=left)
 plots.optimum_scaling(post, sweeps, against="N", at=[5e9, 1e10, 2e10, 5e10, 1e11], ax=right)
 plt.show()
