@@ -984,99 +984,65 @@ def relative_loss_check(
     landscape: Any,
     sweeps: pd.DataFrame,
     *,
-    settings: Sequence[str] | None = None,
-    floor: float = 1e-4,
+    prob: float = 0.9,
     ax: Axes | None = None,
 ) -> Axes:
-    """Observed against predicted relative loss, one point per run (landscape model).
+    """Observed against fitted relative loss of every run the landscape model was fitted on.
+
+    For each run within the model's window of its setting's best, the posterior of its
+    expected loss (``L*·(1 + q)``, the bowl at the run's lr and batch, with the setting's own
+    optimum) is expressed, like the observation, relative to the setting's *observed* minimum
+    loss. Points on the diagonal agree; the bars are the ``prob`` interval of the expected
+    loss (run-to-run noise not included, so the observed points scatter about them).
 
     Parameters
     ----------
     landscape : LandscapePosterior
         The loss-landscape model (``load_default("landscape")``).
     sweeps : DataFrame
-        Sweep table whose runs are predicted.
-    settings : sequence of str, optional
-        Settings to include; default every setting of ``sweeps``.
-    floor : float
-        Relative losses below this are drawn at it (the best run of a setting is 0).
+        The sweep table the posterior was fitted on.
+    prob : float
+        Mass of the equal-tailed interval drawn as error bars.
     ax : Axes, optional
 
     Returns
     -------
     matplotlib.axes.Axes
-        Log-log axes, posterior median on x with its 90% interval, observed on y.
+        Linear axes in percent; one colour per group.
     """
-    from .sweeps import relative_loss
-
-    ax = _new_axes(ax, figsize=(5.6, 5.2))
-    frame = sweeps if settings is None else sweeps[sweeps["setting"].isin(settings)]
-    observed = relative_loss(frame).to_numpy(float)
-    groups = _group_of_settings(frame)
-    pred = landscape.relative_loss(
-        frame["N"].to_numpy(float),
-        frame["D"].to_numpy(float),
-        frame["lr"].to_numpy(float),
-        frame["batch_tokens"].to_numpy(float),
-        group=list(groups),
-    )
-    med, lo, hi = _summarise_prediction(pred)
+    ax = _new_axes(ax, figsize=(6.0, 5.6))
+    pred = landscape.run_predictions(sweeps)
+    runs = pred["design"].runs
+    best = runs.groupby("setting")["loss"].transform("min").to_numpy(float)
+    draws = (pred["mu"] / best - 1.0) * 100.0  # (samples, runs), percent
+    lo, med, hi = np.quantile(draws, [(1 - prob) / 2, 0.5, (1 + prob) / 2], axis=0)
+    observed = (runs["loss"].to_numpy(float) / best - 1.0) * 100.0
+    groups = _group_of_settings(runs)
     names = list(dict.fromkeys(groups))
     colours = {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(names)}
     for g in names:
         rows = (groups == g).to_numpy()
         ax.errorbar(
-            np.maximum(med[rows], floor),
-            np.maximum(observed[rows], floor),
-            xerr=[
-                np.maximum(med[rows], floor) - np.maximum(lo[rows], floor),
-                np.maximum(hi[rows], floor) - np.maximum(med[rows], floor),
-            ],
+            med[rows],
+            observed[rows],
+            xerr=[med[rows] - lo[rows], hi[rows] - med[rows]],
             fmt="o",
-            ms=3,
-            lw=0.5,
-            alpha=0.6,
+            ms=2.5,
+            lw=0.4,
+            alpha=0.5,
             color=colours[g],
-            label=g,
+            label=f"{g} ({rows.sum()} runs)",
         )
-    top = max(np.nanmax(observed), np.nanmax(hi)) * 1.3
-    ax.plot([floor, top], [floor, top], color="0.3", ls="--", lw=1)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlim(floor / 1.3, top)
-    ax.set_ylim(floor / 1.3, top)
-    ax.set_xlabel("predicted relative loss (posterior median, 90% interval)")
-    ax.set_ylabel("observed relative loss, loss / setting minimum − 1")
-    ax.legend(loc="upper left", fontsize="small", frameon=False)
+    top = max(np.nanmax(observed), np.nanmax(hi)) * 1.05
+    bottom = min(0.0, np.nanmin(lo))
+    ax.plot([bottom, top], [bottom, top], color="0.3", ls="--", lw=1, label="observed = fitted")
+    ax.set_xlim(bottom, top)
+    ax.set_ylim(bottom, top)
+    ax.set_aspect("equal", adjustable="box")
+    ax.set_xlabel(f"fitted expected relative loss (%)\n(posterior median, {prob:.0%} interval)")
+    ax.set_ylabel("observed relative loss (%)\nloss / setting's best − 1")
+    ax.legend(loc="upper left", fontsize="small", frameon=False, markerscale=2)
     return ax
-
-
-def _summarise_prediction(pred: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Median and 90% interval of a landscape prediction, whatever its container.
-
-    Accepts a DataFrame with ``median``/``lower``/``upper`` (or ``relative_loss`` and
-    ``_lower``/``_upper``) columns, an xarray DataArray/Dataset with a ``sample`` dim, or an
-    array of draws shaped (points, samples).
-    """
-    if isinstance(pred, pd.DataFrame):
-        cols = pred.columns
-        med_col = next(c for c in ("median", "relative_loss", "rel_loss", "mean") if c in cols)
-        lo_col = next(c for c in cols if c.endswith("lower"))
-        hi_col = next(c for c in cols if c.endswith("upper"))
-        return (
-            pred[med_col].to_numpy(float),
-            pred[lo_col].to_numpy(float),
-            pred[hi_col].to_numpy(float),
-        )
-    if hasattr(pred, "data_vars"):
-        pred = pred[next(iter(pred.data_vars))]
-    if hasattr(pred, "dims") and "sample" in pred.dims:
-        arr = pred.transpose(..., "sample").values
-    else:
-        arr = np.asarray(pred, dtype=float)
-    arr = arr.reshape(-1, arr.shape[-1]) if arr.ndim > 1 else arr[:, None]
-    q = np.quantile(arr, [0.5, 0.05, 0.95], axis=1)
-    return q[0], q[1], q[2]
 
 
 # --------------------------------------------------------------------------- bootstrap vs posterior
@@ -1332,18 +1298,20 @@ def landscape_map(
         gbs = np.geomspace(bss[0] / 1.2, bss[-1] * 1.2, grid_size)
         LR, BS = np.meshgrid(glr, gbs)
         prob = np.asarray(
-            landscape.plateau_probability(N, D, LR, BS, tol=tol, group=lg), dtype=float
+            landscape.plateau_probability(N, D, LR, BS, tol=tol, group=lg, allow_unconverged=True),
+            dtype=float,
         ).reshape(LR.shape)
-        cs = ax.contour(
-            LR,
-            BS,
-            prob,
-            levels=sorted(levels),
-            colors=[OKABE_ITO["orange"]],
-            linewidths=np.linspace(1.0, 2.2, len(levels)),
-            linestyles=["--", "-", "-"][: len(levels)],
-        )
-        ax.clabel(cs, fmt=lambda v: f"P={v:.1f}", fontsize="x-small")
+        shown = [v for v in sorted(levels) if prob.min() < v < prob.max()]
+        if shown:
+            cs = ax.contour(
+                LR,
+                BS,
+                prob,
+                levels=shown,
+                colors=[OKABE_ITO["orange"]],
+                linewidths=np.linspace(1.2, 2.4, len(shown)),
+            )
+            ax.clabel(cs, fmt=lambda v: f"P={v:.2g}", fontsize="x-small")
         handles.append(
             Line2D(
                 [],
@@ -1353,11 +1321,7 @@ def landscape_map(
                 label=f"P(rel. loss < {tol:.2%}) contours",
             )
         )
-        rec = _recommendation(
-            landscape.recommend(N, D, group=lg)
-            if _accepts_group(landscape.recommend)
-            else landscape.recommend(N, D)
-        )
+        rec = _recommendation(landscape.recommend(N, D, group=lg, tol=tol, allow_unconverged=True))
         ax.plot(
             *rec,
             marker="D",
@@ -1453,15 +1417,6 @@ def landscape_map(
         frameon=False,
     )
     return ax
-
-
-def _accepts_group(func) -> bool:
-    import inspect
-
-    try:
-        return "group" in inspect.signature(func).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def _recommendation(rec: Any) -> tuple[float, float]:
@@ -1604,18 +1559,17 @@ def _plateau_panel(ax, landscape, N, D, group, tol, plateau_prob, batch_tokens, 
     from matplotlib.lines import Line2D
 
     lg = _resolvable(landscape, group) if hasattr(landscape, "hierarchy") else group
-    lr_lo, lr_hi = med["lr"] / 8, med["lr"] * 8
-    bs_lo, bs_hi = med["batch_tokens"] / 8, med["batch_tokens"] * 8
-    glr = np.geomspace(lr_lo, lr_hi, 70)
-    gbs = np.geomspace(bs_lo, bs_hi, 70)
-    LR, BS = np.meshgrid(glr, gbs)
-    prob = np.asarray(
-        landscape.plateau_probability(N, D, LR, BS, tol=tol, group=lg), dtype=float
-    ).reshape(LR.shape)
+    region = landscape.plateau_region(
+        N, D, tol=tol, prob=plateau_prob, group=lg, n_grid=81, allow_unconverged=True
+    )
+    glr, gbs, prob = region.lr, region.batch_tokens, region.probability
     mesh = ax.pcolormesh(glr, gbs, prob, cmap=CMAP, vmin=0, vmax=1, shading="nearest")
     cb = ax.figure.colorbar(mesh, ax=ax, pad=0.01)
     cb.set_label(f"P(relative loss < {tol:.2%})")
-    ax.contour(LR, BS, prob, levels=[plateau_prob], colors=[OKABE_ITO["orange"]], linewidths=2)
+    if not region.empty:
+        ax.contour(
+            glr, gbs, prob, levels=[plateau_prob], colors=[OKABE_ITO["orange"]], linewidths=2
+        )
     handles = [
         Line2D(
             [],
@@ -1625,11 +1579,7 @@ def _plateau_panel(ax, landscape, N, D, group, tol, plateau_prob, batch_tokens, 
             label=f"plateau region (P ≥ {plateau_prob:.2g})",
         )
     ]
-    rec = _recommendation(
-        landscape.recommend(N, D, group=lg)
-        if _accepts_group(landscape.recommend)
-        else landscape.recommend(N, D)
-    )
+    rec = _recommendation(landscape.recommend(N, D, group=lg, tol=tol, allow_unconverged=True))
     ax.plot(*rec, marker="D", ms=9, color=ROLE_COLORS["recommend"], mec="white", ls="none")
     handles.append(
         Line2D(
@@ -1643,8 +1593,9 @@ def _plateau_panel(ax, landscape, N, D, group, tol, plateau_prob, batch_tokens, 
         )
     )
     if batch_tokens is not None:
-        kwargs = {"group": lg} if _accepts_group(landscape.recommend) else {}
-        fixed = _recommendation(landscape.recommend(N, D, batch_tokens=batch_tokens, **kwargs))
+        fixed = _recommendation(
+            landscape.recommend(N, D, batch_tokens, group=lg, tol=tol, allow_unconverged=True)
+        )
         ax.axhline(batch_tokens, color="white", lw=1, ls=":")
         ax.plot(*fixed, marker="s", ms=8, color=OKABE_ITO["sky_blue"], mec="black", ls="none")
         handles.append(

@@ -31,3 +31,29 @@ plt.show()
 post.summary().loc[["sigma_setting_lr", "sigma_setting_bs", "sigma_run_lr", "sigma_run_bs"]][
     ["mean", "lower", "upper"]
 ].round(3)
+
+# %%
+# The loss around the optimum
+# ---------------------------
+#
+# The landscape model also predicts every run's loss, not only where the optimum is. For each
+# run within its window (3%) of the setting's best, the fitted expected loss relative to the
+# setting's observed minimum, against the observed relative loss:
+
+from bayes_steplaw import PosteriorFileError  # noqa: E402
+
+try:
+    landscape = load_default("landscape")
+except PosteriorFileError as exc:  # the landscape model is not shipped with this build
+    landscape = None
+    print(f"landscape model not available, check left out: {exc}")
+
+if landscape is not None:
+    ax = plots.relative_loss_check(landscape, sweeps)
+    plt.show()
+
+# %%
+# Runs above 3% were not fitted, so the cloud is cut off at the top: near the cut, runs whose
+# loss happened to come out high are missing, and the observed points bend below the diagonal.
+# Below it the points follow the diagonal with the scatter of run-to-run noise, which the bars
+# (the uncertainty of the *expected* loss) leave out on purpose.
