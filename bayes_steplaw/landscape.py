@@ -64,7 +64,7 @@ __all__ = [
 ]
 
 CURVATURES = ("shared", "ND", "group", "ND+group")
-DEFAULT_CURVATURE = "shared"
+DEFAULT_CURVATURE = "ND"  # PSIS-LOO winner on the released data (model card)
 DEFAULT_WINDOW = 0.03
 LOSS_STAR_SD = 0.01  # prior sd of L* relative to the observed minimum
 LANDSCAPE_PRIORS = {
@@ -137,6 +137,7 @@ def build_landscape(
     batch_depends_on_N: bool = False,
     window: float = DEFAULT_WINDOW,
     curvature: str = DEFAULT_CURVATURE,
+    run_weights: bool = False,
 ):
     """The PyMC landscape model of a sweep table (what ``fit(..., model="landscape")`` samples).
 
@@ -152,6 +153,11 @@ def build_landscape(
         Runs within this relative loss of their setting's minimum enter the likelihood.
     curvature : {"shared", "ND", "group", "ND+group"}
         How the bowl's curvature varies between settings (module docstring).
+    run_weights : bool
+        Multiply each run's log-likelihood by the data variable ``run_weight`` (all ones
+        here; a ``pm.Potential`` replaces the observed variable). A compiled model can then
+        leave settings out (weight 0) by changing data, without recompiling: the
+        leave-one-setting-out benchmark does this.
 
     Returns
     -------
@@ -196,10 +202,13 @@ def build_landscape(
         y = design.log_bs - m_bs[rs]
         q = pt.switch(x > 0, a * k, a) * x**2 + b * y**2 + 2.0 * h * x * y
         star = loss_star[rs]
-        pm.StudentT(
-            "loss", nu=nu, mu=star * (1.0 + q), sigma=star * (sigma0 + sigma1 * q),
-            observed=loss, dims="run",
-        )  # fmt: skip
+        mu, sd = star * (1.0 + q), star * (sigma0 + sigma1 * q)
+        if run_weights:
+            w = pm.Data("run_weight", np.ones(len(runs)), dims="run")
+            logp = pm.logp(pm.StudentT.dist(nu=nu, mu=mu, sigma=sd), loss)
+            pm.Potential("loss_weighted", (w * logp).sum())
+        else:
+            pm.StudentT("loss", nu=nu, mu=mu, sigma=sd, observed=loss, dims="run")
     extra = {
         "window": float(window),
         "curvature": curvature,
@@ -758,6 +767,16 @@ class LandscapePosterior(StepLawPosterior):
             batch_tokens_median_optimum=float(np.exp(np.median(g["m_bs"]))),
         )
 
+    def save(self, path):
+        """Write the posterior as :meth:`StepLawPosterior.save` does, without ``u`` and ``v``.
+
+        The setting effects are ``m_lr``/``m_bs`` minus the law, restated by variables the file
+        keeps and used by no method: leaving them out keeps the shipped file at a few MB.
+        """
+        drop = [v for v in ("u", "v") if v in self.posterior]
+        slim = {**self.groups, "posterior": self.posterior.drop_vars(drop)}
+        return StepLawPosterior(slim, self.metadata).save(path)
+
     # ------------------------------------------------------------------ fit checks
 
     def _setting_geometry(self, design: Design) -> dict[str, np.ndarray]:
@@ -783,16 +802,20 @@ class LandscapePosterior(StepLawPosterior):
             curv[which] = np.exp(lc)
         return {"m_lr": m_lr, "m_bs": m_bs, "a": curv["lr"], "b": curv["bs"]}
 
-    def run_design(self, sweeps: pd.DataFrame) -> Design:
-        """The design of the runs this posterior was fitted on (same window, groups, centre)."""
-        runs = landscape_runs(sweeps, self.metadata["window"])
+    def run_design(self, sweeps: pd.DataFrame, window: float | None = None) -> Design:
+        """The design of the runs this posterior was fitted on (same window, groups, centre);
+        a wider ``window`` adds runs the fit did not see, on the same settings."""
+        runs = landscape_runs(sweeps, window or self.metadata["window"])
         return build_design(
             runs, self.metadata["groups"], self.metadata["log_n0"], self.metadata["log_d0"]
         )
 
-    def run_predictions(self, sweeps: pd.DataFrame) -> dict[str, np.ndarray]:
-        """Per-draw mean and noise of every fitted run: ``q``, ``mu``, ``scale`` (samples, runs)."""
-        design = self.run_design(sweeps)
+    def run_predictions(
+        self, sweeps: pd.DataFrame, window: float | None = None
+    ) -> dict[str, np.ndarray]:
+        """Per-draw mean and noise of every fitted run: ``q``, ``mu``, ``scale`` (samples, runs),
+        and the ``design``; ``window`` as in :meth:`run_design`."""
+        design = self.run_design(sweeps, window)
         geo = self._setting_geometry(design)
         rs = design.run_setting
         x = design.log_lr - geo["m_lr"][:, rs]
