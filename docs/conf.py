@@ -21,10 +21,12 @@ if "BAYES_STEPLAW_DATA" not in os.environ:
     shared = (ROOT / ".." / "shared" / "data" / "steplaw").resolve()
     if shared.is_dir():
         os.environ["BAYES_STEPLAW_DATA"] = str(shared)
-elif os.environ["BAYES_STEPLAW_DATA"]:
-    # the gallery runs its scripts from docs/gallery: pin a relative path (CI exports
-    # ../shared/data/steplaw, relative to the repository root) to where the build started
-    os.environ["BAYES_STEPLAW_DATA"] = str(Path(os.environ["BAYES_STEPLAW_DATA"]).resolve())
+elif not Path(os.environ["BAYES_STEPLAW_DATA"]).is_absolute():
+    # Sphinx reads this file from docs/ and the gallery runs its scripts from docs/gallery: pin
+    # a relative path (CI exports ../shared/data/steplaw, relative to the repository root) to
+    # the directory the build was started from ($PWD of the shell)
+    started = Path(os.environ.get("PWD", str(ROOT)))
+    os.environ["BAYES_STEPLAW_DATA"] = str((started / os.environ["BAYES_STEPLAW_DATA"]).resolve())
 os.environ["MPLBACKEND"] = "Agg"
 os.environ.setdefault("PYTHONHASHSEED", "0")
 
