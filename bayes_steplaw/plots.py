@@ -1302,6 +1302,10 @@ def landscape_map(
             dtype=float,
         ).reshape(LR.shape)
         shown = [v for v in sorted(levels) if prob.min() < v < prob.max()]
+        styles = {
+            v: ("--", 1.4) if i < len(levels) - 1 else ("-", 2.4)
+            for i, v in enumerate(sorted(levels))
+        }
         if shown:
             cs = ax.contour(
                 LR,
@@ -1309,37 +1313,41 @@ def landscape_map(
                 prob,
                 levels=shown,
                 colors=[OKABE_ITO["orange"]],
-                linewidths=np.linspace(1.2, 2.4, len(shown)),
+                linestyles=[styles[v][0] for v in shown],
+                linewidths=[styles[v][1] for v in shown],
             )
             ax.clabel(cs, fmt=lambda v: f"P={v:.2g}", fontsize="x-small")
-        handles.append(
-            Line2D(
-                [],
-                [],
-                color=OKABE_ITO["orange"],
-                lw=1.8,
-                label=f"P(rel. loss < {tol:.2%}) contours",
+        for v in sorted(levels):
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    color=OKABE_ITO["orange"],
+                    ls=styles[v][0],
+                    lw=styles[v][1],
+                    label=f"P(rel. loss < {tol:.2%}) = {v:.2g}",
+                )
             )
-        )
         rec = _recommendation(landscape.recommend(N, D, group=lg, tol=tol, allow_unconverged=True))
         ax.plot(
             *rec,
             marker="D",
-            ms=9,
-            color=ROLE_COLORS["recommend"],
-            mec="white",
-            mew=1.0,
+            ms=15,
+            mfc="none",
+            mec=ROLE_COLORS["recommend"],
+            mew=2.4,
             ls="none",
-            zorder=6,
+            zorder=7,
         )
         handles.append(
             Line2D(
                 [],
                 [],
                 marker="D",
-                ms=7,
-                color=ROLE_COLORS["recommend"],
-                mec="white",
+                ms=9,
+                mfc="none",
+                mec=ROLE_COLORS["recommend"],
+                mew=2,
                 ls="none",
                 label="landscape recommendation",
             )
@@ -1580,14 +1588,25 @@ def _plateau_panel(ax, landscape, N, D, group, tol, plateau_prob, batch_tokens, 
         )
     ]
     rec = _recommendation(landscape.recommend(N, D, group=lg, tol=tol, allow_unconverged=True))
-    ax.plot(*rec, marker="D", ms=9, color=ROLE_COLORS["recommend"], mec="white", ls="none")
+    ax.plot(
+        *rec,
+        marker="D",
+        ms=15,
+        mfc="none",
+        mec=ROLE_COLORS["recommend"],
+        mew=2.4,
+        ls="none",
+        zorder=7,
+    )
     handles.append(
         Line2D(
             [],
             [],
             marker="D",
-            color=ROLE_COLORS["recommend"],
-            mec="white",
+            ms=9,
+            mfc="none",
+            mec=ROLE_COLORS["recommend"],
+            mew=2,
             ls="none",
             label="recommendation",
         )
