@@ -25,7 +25,7 @@ fig = plots.exponent_pairs(
 plt.show()
 
 # %%
-# The three estimates agree on α and γ within their uncertainty. They disagree on β: the
+# The three estimates roughly agree on α and γ. They disagree on β: the
 # published ensemble puts it near 0.31, while both fits of the *released* rows put it near
 # 0.2. The paper's fit used runs that were not released (see :doc:`/reproducing`), so the
 # published ensemble describes a different table. The Bayesian α is also wider than the
