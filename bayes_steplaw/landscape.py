@@ -923,7 +923,44 @@ class LandscapePosterior(StepLawPosterior):
             for k, spec in LANDSCAPE_PRIORS.items()
         )
         groups = [g for g in self.groups_seen if "/" not in g]
-        curv = [f"### {g}\n\n" + _table(self.curvature_summary(g, tol=0.0025)) for g in groups]
+        if "group" not in m["curvature"]:
+            groups = groups[:1]  # the bowl is the same for every group
+        curv = []
+        for g in groups:
+            if len(groups) > 1:
+                curv += [f"### {g}", ""]
+            curv += [_table(self.curvature_summary(g)), ""]
+        if "ND" in m["curvature"]:
+            slopes = self.summary().loc[[f"curv_{w}_{v}" for w in ("lr", "bs") for v in "ND"]]
+            curv += [
+                "Curvature slopes: d ln a / d ln N, d ln a / d ln D (lr) and the same for b "
+                "(batch); negative means a flatter bowl, a wider plateau, at larger scale.",
+                "",
+                _table(slopes[["mean", "sd", "lower", "upper", "r_hat", "ess_bulk"]]),
+                "",
+            ]
+            corners = []
+            for n_, d_ in ((2e8, 4e9), (1e9, 1e11), (7e9, 1.4e12)):
+                g = self.bowl(n_, d_, groups[0])
+                corners.append(
+                    {
+                        "N": f"{n_:.3g}",
+                        "D": f"{d_:.3g}",
+                        "a": float(np.median(g["a"])),
+                        "b": float(np.median(g["b"])),
+                        "lr ÷ (below)": float(np.median(np.exp(np.sqrt(0.0025 / g["a"])))),
+                        "lr × (above)": float(
+                            np.median(np.exp(np.sqrt(0.0025 / (g["a"] * g["k"]))))
+                        ),
+                        "batch ×/÷": float(np.median(np.exp(np.sqrt(0.0025 / g["b"])))),
+                    }
+                )
+            curv += [
+                "Plateau half-widths at tol 0.25% (posterior medians; the last row extrapolates):",
+                "",
+                _table(pd.DataFrame(corners).set_index("N")),
+                "",
+            ]
         return [
             "## Landscape model",
             "",
@@ -947,7 +984,9 @@ class LandscapePosterior(StepLawPosterior):
             "",
             "elpd_loo: expected log predictive density of the runs (higher is better); "
             "elpd_diff/dse: difference from the best and its standard error; p_loo: effective "
-            "parameters; pareto_k_high: runs with Pareto k > 0.7.",
+            "parameters; pareto_k_high: runs with Pareto k > 0.7; converged: whether that "
+            "variant's fit passed the gate (the others had 1-3 divergent transitions; their "
+            "elpd is indicative).",
         ]
 
 
@@ -959,7 +998,10 @@ def _fmt_param(p) -> str:
 
 
 def _loo_records(table: pd.DataFrame) -> list[dict]:
-    cols = ["rank", "elpd_loo", "p_loo", "elpd_diff", "se", "dse", "weight", "pareto_k_high"]
+    cols = [
+        "rank", "elpd_loo", "p_loo", "elpd_diff", "se", "dse", "weight", "pareto_k_high",
+        "converged",
+    ]  # fmt: skip
     out = table.reset_index().rename(columns={"index": "curvature"})
     return [
         {k: (v.item() if hasattr(v, "item") else v) for k, v in rec.items()}
