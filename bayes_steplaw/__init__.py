@@ -10,6 +10,13 @@ __version__ = "0.1.0"
 from .bootstrap import BootstrapOLS, DegenerateResampleWarning, reproduction_table
 from .diagnostics import ConvergenceError, ConvergenceWarning
 from .hierarchy import Hierarchy
+from .landscape import (
+    ExcessLoss,
+    LandscapePosterior,
+    PlateauRegion,
+    Recommendation,
+    compare_curvatures,
+)
 from .logs import LogProblemsError, find_runs, quick_check, read_loss_curve, smooth_final_loss
 from .logs import collect as collect_logs
 from .model import fit
@@ -31,15 +38,20 @@ __all__ = [
     "ConvergenceWarning",
     "DataError",
     "DegenerateResampleWarning",
+    "ExcessLoss",
     "Hierarchy",
+    "LandscapePosterior",
     "LogProblemsError",
+    "PlateauRegion",
     "PosteriorFileError",
     "Prediction",
+    "Recommendation",
     "StepLawPosterior",
     "SweepValidationError",
     "TrueLaw",
     "__version__",
     "collect_logs",
+    "compare_curvatures",
     "find_runs",
     "fit",
     "load",

@@ -147,3 +147,24 @@ def test_prior_predictive_allows_every_plausible_lr_and_batch():
         # every decade-wide band of the plausible range keeps at least 1% of the prior mass
         assert (counts / values.size > 0.01).all(), counts
     assert PRIORS["c"][1] == pytest.approx(np.log(1e-3))
+
+
+@pytest.mark.slow
+def test_interval_coverage_over_repeats():
+    """Fast version of benchmarks/bench_coverage.py: 90% intervals over 4 simulated sweeps."""
+    hits = []
+    for seed in range(20, 24):
+        sweeps, _ = bsl.simulate_sweeps(SETTINGS, LAW, seed=seed)
+        post = _fit(sweeps, seed=seed)
+        summary = post.summary(0.9)
+        hits += [
+            summary.loc[name, "lower"] < getattr(LAW, name) < summary.loc[name, "upper"]
+            for name in ("alpha", "beta", "gamma")
+        ]
+        contrast = post.compare_offsets("moe/b", "moe/a", prob=0.9)
+        for law, row in (("lr", "lr"), ("bs", "batch_tokens")):
+            offsets = getattr(LAW, f"offsets_{law}")
+            true = offsets["moe/b"] - offsets["moe/a"]
+            hits.append(contrast.loc[row, "lower"] < true < contrast.loc[row, "upper"])
+    # 20 checks at nominal 0.9: fewer than 15 hits has probability < 5% under calibration
+    assert sum(hits) >= 15, hits

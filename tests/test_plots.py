@@ -159,58 +159,31 @@ def test_landscape_map_observed(sweeps, published, post):
         plots.landscape_map(sweeps, "dense N=1 D=1")
 
 
-class _StubLandscape:
-    """Duck-typed stand-in for a LandscapePosterior: a round bowl around a fixed optimum."""
-
-    def __init__(self, post, lr=1e-3, batch_tokens=4e5):
-        self.hierarchy = post.hierarchy
-        self.groups_seen = post.groups_seen
-        self.lr, self.bs = lr, batch_tokens
-
-    def plateau_probability(self, N, D, lr, batch_tokens, tol=0.0025, group="dense", **kw):
-        r2 = np.log(np.asarray(lr) / self.lr) ** 2 + np.log(np.asarray(batch_tokens) / self.bs) ** 2
-        return np.exp(-r2)
-
-    def recommend(self, N, D, batch_tokens=None, group="dense", tol=0.0025, **kw):
-        from types import SimpleNamespace
-
-        return SimpleNamespace(lr=self.lr, batch_tokens=batch_tokens or self.bs)
-
-    def plateau_region(self, N, D, tol=0.0025, prob=0.9, group="dense", **kw):
-        from types import SimpleNamespace
-
-        lr = np.geomspace(self.lr / 10, self.lr * 10, 31)
-        bs = np.geomspace(self.bs / 10, self.bs * 10, 29)
-        p = self.plateau_probability(N, D, lr[None, :], bs[:, None])
-        return SimpleNamespace(lr=lr, batch_tokens=bs, probability=p, empty=not (p >= prob).any())
-
-    def run_predictions(self, sweeps):
-        from types import SimpleNamespace
-
-        runs = sweeps[sweeps["setting"].str.startswith("dense N=2.147e+08")].reset_index(drop=True)
-        best = runs.groupby("setting")["loss"].transform("min").to_numpy()
-        rng = np.random.default_rng(0)
-        mu = runs["loss"].to_numpy() * (1 + 0.001 * rng.standard_normal((50, len(runs))))
-        return {"mu": mu, "q": mu / best - 1, "design": SimpleNamespace(runs=runs)}
+@pytest.fixture(scope="module")
+def landscape():
+    return load_default("landscape")
 
 
-def test_landscape_overlays(sweeps, post, published):
-    stub = _StubLandscape(post)
-    ax = plots.landscape_map(sweeps, "dense N=1.074e+09 D=2e+10", landscape=stub)
+def test_landscape_overlays(sweeps, post, published, landscape):
+    setting = "dense N=1.074e+09 D=2e+10"
+    ax = plots.landscape_map(sweeps, setting, landscape=landscape)
     assert len(ax.collections) >= 2  # the heatmap and the plateau contours
     assert [line.get_marker() for line in ax.lines] == ["*", "D"]
-    assert ax.lines[1].get_xdata()[0] == stub.lr
-    fig = plots.plan(post, 7e9, 1.4e12, landscape=stub, batch_tokens=4194304, bootstrap=published)
+    rec = landscape.recommend(1073741824, 2e10)
+    assert ax.lines[1].get_xdata()[0] == pytest.approx(rec.lr)
+    fig = plots.plan(
+        post, 7e9, 1.4e12, landscape=landscape, batch_tokens=4194304, bootstrap=published
+    )
     assert len(fig.axes) == 4  # lr, batch, plateau panel and its colorbar
     panel = fig.axes[2]
     assert panel.get_xscale() == panel.get_yscale() == "log"
     markers = [line.get_marker() for line in panel.lines]
     assert markers == ["D", "None", "s", "X"]  # recommendation, fixed batch line, fixed, paper
-    assert panel.lines[2].get_ydata()[0] == 4194304
+    assert panel.lines[2].get_ydata()[0] == pytest.approx(4194304)
 
 
-def test_relative_loss_check(sweeps, post):
-    ax = plots.relative_loss_check(_StubLandscape(post), sweeps)
+def test_relative_loss_check(sweeps, landscape):
+    ax = plots.relative_loss_check(landscape, sweeps)
     assert "observed relative loss" in ax.get_ylabel() and "%" in ax.get_xlabel()
     n = sum(len(c[0].get_xdata()) for c in ax.containers)
-    assert n == sweeps["setting"].str.startswith("dense N=2.147e+08").sum()
+    assert n == len(landscape.run_predictions(sweeps)["design"].runs)
