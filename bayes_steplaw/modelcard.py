@@ -33,9 +33,7 @@ def _table(frame: pd.DataFrame, digits: int = 4) -> str:
     cols = [frame.index.name or "", *frame.columns]
     lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
     for idx, row in frame.iterrows():
-        cells = [
-            f"{v:.{digits}g}" if isinstance(v, (float, np.floating)) else str(v) for v in row
-        ]
+        cells = [f"{v:.{digits}g}" if isinstance(v, (float, np.floating)) else str(v) for v in row]
         lines.append("| " + " | ".join([str(idx), *cells]) + " |")
     return "\n".join(lines)
 
@@ -85,9 +83,7 @@ def exponent_table(
     return out
 
 
-def render_card(
-    post: StepLawPosterior, command: str, refit: BootstrapOLS | None = None
-) -> str:
+def render_card(post: StepLawPosterior, command: str, refit: BootstrapOLS | None = None) -> str:
     """The Markdown model card of a fitted posterior (``refit``: the paper's recipe on the
     same data, for comparison)."""
     m = post.metadata
