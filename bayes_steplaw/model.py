@@ -248,7 +248,7 @@ def sample(
         # convergence report replaces them.
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", UserWarning)
-        warnings.filterwarnings("ignore", message="Cannot cache compiled function")  # numba
+        warnings.filterwarnings("ignore", message=".*Cannot cache compiled function")  # numba
         try:
             idata = pm.sample(**kwargs)
         finally:
