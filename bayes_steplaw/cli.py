@@ -30,6 +30,10 @@ _SUFFIX = {"": 1.0, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
 _QUANTITY = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([KMBGT]?)\s*$", re.I)
 
 
+ParamsArg = Annotated[str, typer.Argument(metavar="N", help="Non-embedding parameters (7e9, 7B).")]
+TokensArg = Annotated[str, typer.Argument(metavar="D", help="Training tokens (1.4e12, 1.4T).")]
+
+
 def parse_quantity(text: str, name: str) -> float:
     """Parse ``7e9``, ``7B``, ``1.4T``, ``350M`` into a positive finite float."""
     match = _QUANTITY.match(str(text))
@@ -61,8 +65,8 @@ def _quantities(n: str, d: str) -> tuple[float, float]:
 # negative numbers reach parse_quantity (a one-line error) instead of reading as options
 @app.command(context_settings={"ignore_unknown_options": True})
 def predict(
-    n: Annotated[str, typer.Argument(metavar="N", help="Non-embedding parameters (7e9, 7B).")],
-    d: Annotated[str, typer.Argument(metavar="D", help="Training tokens (1.4e12, 1.4T).")],
+    n: ParamsArg,
+    d: TokensArg,
     seq_len: Annotated[int, typer.Option(help="Sequence length in tokens.", min=1)] = 2048,
     method: Annotated[
         str, typer.Option(help="'bayes' (shipped posterior) or 'paper' (published ensemble).")
@@ -301,8 +305,8 @@ def _check_landscape_args(tol: float, group: str, post) -> None:
 # negative numbers reach parse_quantity (a one-line error) instead of reading as options
 @app.command(context_settings={"ignore_unknown_options": True})
 def plateau(
-    n: Annotated[str, typer.Argument(metavar="N", help="Non-embedding parameters (7e9, 7B).")],
-    d: Annotated[str, typer.Argument(metavar="D", help="Training tokens (1.4e12, 1.4T).")],
+    n: ParamsArg,
+    d: TokensArg,
     lr: Annotated[str, typer.Option("--lr", help="Peak learning rate, e.g. 3e-4.")],
     batch_tokens: Annotated[
         str, typer.Option("--batch-tokens", help="Batch size in tokens, e.g. 4M or 4194304.")
@@ -355,8 +359,8 @@ def plateau(
 
 @app.command(context_settings={"ignore_unknown_options": True})
 def recommend(
-    n: Annotated[str, typer.Argument(metavar="N", help="Non-embedding parameters (7e9, 7B).")],
-    d: Annotated[str, typer.Argument(metavar="D", help="Training tokens (1.4e12, 1.4T).")],
+    n: ParamsArg,
+    d: TokensArg,
     batch_tokens: Annotated[
         str | None,
         typer.Option("--batch-tokens", help="Fix the batch size (tokens); choose the lr for it."),

@@ -1328,29 +1328,8 @@ def landscape_map(
                     label=f"P(rel. loss < {tol:.2%}) = {v:.2g}",
                 )
             )
-        rec = _recommendation(landscape.recommend(N, D, group=lg, tol=tol, allow_unconverged=True))
-        ax.plot(
-            *rec,
-            marker="D",
-            ms=15,
-            mfc="none",
-            mec=ROLE_COLORS["recommend"],
-            mew=2.4,
-            ls="none",
-            zorder=7,
-        )
         handles.append(
-            Line2D(
-                [],
-                [],
-                marker="D",
-                ms=9,
-                mfc="none",
-                mec=ROLE_COLORS["recommend"],
-                mew=2,
-                ls="none",
-                label="landscape recommendation",
-            )
+            _mark_recommendation(ax, landscape, N, D, lg, tol, "landscape recommendation")
         )
     if bootstrap is not None:
         row = bootstrap.predict(N, D).iloc[0]
@@ -1425,6 +1404,16 @@ def landscape_map(
         frameon=False,
     )
     return ax
+
+
+def _mark_recommendation(ax, landscape, N, D, group, tol, label):
+    """Plot the landscape's (lr, batch) recommendation as an open diamond; return its handle."""
+    from matplotlib.lines import Line2D
+
+    rec = _recommendation(landscape.recommend(N, D, group=group, tol=tol, allow_unconverged=True))
+    style = dict(marker="D", mfc="none", mec=ROLE_COLORS["recommend"], ls="none")
+    ax.plot(*rec, ms=15, mew=2.4, zorder=7, **style)
+    return Line2D([], [], ms=9, mew=2, label=label, **style)
 
 
 def _recommendation(rec: Any) -> tuple[float, float]:
@@ -1587,30 +1576,7 @@ def _plateau_panel(ax, landscape, N, D, group, tol, plateau_prob, batch_tokens, 
             label=f"plateau region (P ≥ {plateau_prob:.2g})",
         )
     ]
-    rec = _recommendation(landscape.recommend(N, D, group=lg, tol=tol, allow_unconverged=True))
-    ax.plot(
-        *rec,
-        marker="D",
-        ms=15,
-        mfc="none",
-        mec=ROLE_COLORS["recommend"],
-        mew=2.4,
-        ls="none",
-        zorder=7,
-    )
-    handles.append(
-        Line2D(
-            [],
-            [],
-            marker="D",
-            ms=9,
-            mfc="none",
-            mec=ROLE_COLORS["recommend"],
-            mew=2,
-            ls="none",
-            label="recommendation",
-        )
-    )
+    handles.append(_mark_recommendation(ax, landscape, N, D, lg, tol, "recommendation"))
     if batch_tokens is not None:
         fixed = _recommendation(
             landscape.recommend(N, D, batch_tokens, group=lg, tol=tol, allow_unconverged=True)
