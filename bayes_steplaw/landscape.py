@@ -274,6 +274,16 @@ def _count_inside(lo: np.ndarray, hi: np.ndarray, row: np.ndarray, value: np.nda
     return below_lo - below_hi
 
 
+def _lr_batch_arrays(lr, batch_tokens) -> tuple[np.ndarray, np.ndarray]:
+    """Checked, broadcast arrays of learning rates and batch sizes (tokens)."""
+    lr_arr = _positive_array(lr, "lr")
+    bs_arr = _positive_array(batch_tokens, "batch_tokens")
+    try:
+        return np.broadcast_arrays(lr_arr, bs_arr)
+    except ValueError as exc:
+        raise ValueError(f"lr and batch_tokens must broadcast together: {exc}") from None
+
+
 def _positive_array(value, name: str) -> np.ndarray:
     try:
         arr = np.asarray(value, dtype=float)
@@ -559,12 +569,7 @@ class LandscapePosterior(StepLawPosterior):
         """
         self._gate(allow_unconverged)
         tol = _check_tol(tol)
-        lr_arr = _positive_array(lr, "lr")
-        bs_arr = _positive_array(batch_tokens, "batch_tokens")
-        try:
-            lr_arr, bs_arr = np.broadcast_arrays(lr_arr, bs_arr)
-        except ValueError as exc:
-            raise ValueError(f"lr and batch_tokens must broadcast together: {exc}") from None
+        lr_arr, bs_arr = _lr_batch_arrays(lr, batch_tokens)
         g = self.bowl(N, D, group, seed)
         t = self._thresholds(g, tol, predictive, seed)
         log_bs, row = np.unique(np.log(bs_arr).ravel(), return_inverse=True)
@@ -604,12 +609,7 @@ class LandscapePosterior(StepLawPosterior):
         setting and posterior draw.
         """
         self._gate(allow_unconverged)
-        lr_arr = _positive_array(lr, "lr")
-        bs_arr = _positive_array(batch_tokens, "batch_tokens")
-        try:
-            lr_arr, bs_arr = np.broadcast_arrays(lr_arr, bs_arr)
-        except ValueError as exc:
-            raise ValueError(f"lr and batch_tokens must broadcast together: {exc}") from None
+        lr_arr, bs_arr = _lr_batch_arrays(lr, batch_tokens)
         g = self.bowl(N, D, group, seed)
         x = np.log(lr_arr)[..., None] - g["m_lr"]
         y = np.log(bs_arr)[..., None] - g["m_bs"]

@@ -55,7 +55,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 import pandas as pd
 
-from .sweeps import CORE_COLUMNS, MIN_RUNS_PER_SETTING, read_sweeps
+from .sweeps import ARCH_COLUMNS, CORE_COLUMNS, MIN_RUNS_PER_SETTING, read_sweeps
 
 __all__ = [
     "DEFAULT_LOG_PATTERN",
@@ -676,18 +676,7 @@ _KEY_ALIASES = {
     "Na": "N_active",
     "mlr": "min_lr",
 }
-_INT_KEYS = (
-    "d_model",
-    "d_ff",
-    "n_heads",
-    "n_layers",
-    "n_experts",
-    "top_k",
-    "d_expert",
-    "d_shared_expert",
-    "n_dense_layers",
-    "iterations",
-)
+_INT_KEYS = (*ARCH_COLUMNS, "iterations")
 _FLOAT_KEYS = ("N", "N_active", "D", "lr", "min_lr", "batch_sequences", "batch_tokens", "seq_len")
 _STR_KEYS = ("family", "variant", "recipe")
 HPARAM_KEYS = (*_FLOAT_KEYS, *_INT_KEYS, *_STR_KEYS)

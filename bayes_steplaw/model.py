@@ -194,6 +194,26 @@ def build_optimum_model(design: Design, batch_depends_on_N: bool = False):
     return model
 
 
+def design_metadata(
+    model: str, design: Design, groups: tuple[str, ...] | list[str], batch_depends_on_N: bool
+) -> dict:
+    """The part of a posterior's metadata that describes the model and its data design."""
+    settings = design.runs.drop_duplicates("setting")
+    return {
+        "model": model,
+        "model_version": MODEL_VERSIONS[model],
+        "groups": list(groups),
+        "hierarchy": design.hierarchy.to_dict(),
+        "batch_depends_on_N": bool(batch_depends_on_N),
+        "log_n0": design.log_n0,
+        "log_d0": design.log_d0,
+        "N_range": [float(settings["N"].min()), float(settings["N"].max())],
+        "D_range": [float(settings["D"].min()), float(settings["D"].max())],
+        "n_runs": len(design.runs),
+        "n_settings": len(design.settings),
+    }
+
+
 def default_sampler() -> str:
     """``"nutpie"`` when installed, else ``"pymc"``."""
     return "nutpie" if find_spec("nutpie") is not None else "pymc"
@@ -347,21 +367,10 @@ def fit(
         sampler_kwargs=sampler_kwargs,
     )
     diagnostics = convergence_report(idata)
-    settings = design.runs.drop_duplicates("setting")
     metadata = {
-        "model": model,
-        "model_version": MODEL_VERSIONS[model],
+        **design_metadata(model, design, groups, batch_depends_on_N),
         "package_version": __version__,
         "data_sha256": data_fingerprint(sweeps),
-        "groups": list(groups),
-        "hierarchy": design.hierarchy.to_dict(),
-        "batch_depends_on_N": bool(batch_depends_on_N),
-        "log_n0": design.log_n0,
-        "log_d0": design.log_d0,
-        "N_range": [float(settings["N"].min()), float(settings["N"].max())],
-        "D_range": [float(settings["D"].min()), float(settings["D"].max())],
-        "n_runs": len(design.runs),
-        "n_settings": len(design.settings),
         "sampler": {
             "name": used,
             "chains": chains,

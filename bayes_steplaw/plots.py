@@ -1333,28 +1333,8 @@ def landscape_map(
         )
     if bootstrap is not None:
         row = bootstrap.predict(N, D).iloc[0]
-        ax.plot(
-            row["lr"],
-            row["batch_tokens"],
-            marker="X",
-            ms=11,
-            color=ROLE_COLORS["paper"],
-            mec="white",
-            mew=1.0,
-            ls="none",
-            zorder=6,
-        )
         handles.append(
-            Line2D(
-                [],
-                [],
-                marker="X",
-                ms=9,
-                color=ROLE_COLORS["paper"],
-                mec="white",
-                ls="none",
-                label="paper's Step Law",
-            )
+            _mark_point(ax, row["lr"], row["batch_tokens"], "X", "paper", "paper's Step Law")
         )
     if optimum is not None:
         med = (
@@ -1364,27 +1344,9 @@ def landscape_map(
             .median()
             .iloc[0]
         )
-        ax.plot(
-            med["lr"],
-            med["batch_tokens"],
-            marker="P",
-            ms=11,
-            color=ROLE_COLORS["posterior"],
-            mec="white",
-            mew=1.0,
-            ls="none",
-            zorder=6,
-        )
         handles.append(
-            Line2D(
-                [],
-                [],
-                marker="P",
-                ms=9,
-                color=ROLE_COLORS["posterior"],
-                mec="white",
-                ls="none",
-                label="Bayesian law (median)",
+            _mark_point(
+                ax, med["lr"], med["batch_tokens"], "P", "posterior", "Bayesian law (median)"
             )
         )
     ax.set_xlim(_grid_edges(lrs)[[0, -1]])
@@ -1404,6 +1366,15 @@ def landscape_map(
         frameon=False,
     )
     return ax
+
+
+def _mark_point(ax, x, y, marker, role, label, ms=11):
+    """Plot one filled, white-edged marker in a role's colour; return its legend handle."""
+    from matplotlib.lines import Line2D
+
+    style = dict(marker=marker, color=ROLE_COLORS[role], mec="white", ls="none")
+    ax.plot(x, y, ms=ms, mew=1.0, zorder=6, **style)
+    return Line2D([], [], ms=9, label=label, **style)
 
 
 def _mark_recommendation(ax, landscape, N, D, group, tol, label):
@@ -1595,24 +1566,9 @@ def _plateau_panel(ax, landscape, N, D, group, tol, plateau_prob, batch_tokens, 
             )
         )
     if paper is not None:
-        ax.plot(
-            paper["lr"],
-            paper["batch_tokens"],
-            marker="X",
-            ms=10,
-            color=ROLE_COLORS["paper"],
-            mec="white",
-            ls="none",
-        )
         handles.append(
-            Line2D(
-                [],
-                [],
-                marker="X",
-                color=ROLE_COLORS["paper"],
-                mec="white",
-                ls="none",
-                label="paper's Step Law",
+            _mark_point(
+                ax, paper["lr"], paper["batch_tokens"], "X", "paper", "paper's Step Law", ms=10
             )
         )
     log_axis(ax, "x", "lr")

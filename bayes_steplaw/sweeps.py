@@ -66,7 +66,7 @@ _MOE_RENAME = {
     "Na": "N_active",
     "moe_name": "variant",
 }
-_ARCH_COLUMNS = [
+ARCH_COLUMNS = [  # architecture columns of the schema, in order
     "d_model",
     "d_ff",
     "n_heads",
@@ -137,7 +137,7 @@ def _finish(frame: pd.DataFrame) -> pd.DataFrame:
     """Derive the remaining canonical columns and order them."""
     frame["setting"] = setting_ids(frame)
     first = [c for c in CORE_COLUMNS if c in frame]
-    rest = [c for c in [*_ARCH_COLUMNS, *_EXTRA_COLUMNS] if c in frame]
+    rest = [c for c in [*ARCH_COLUMNS, *_EXTRA_COLUMNS] if c in frame]
     others = [c for c in frame.columns if c not in first and c not in rest]
     return frame[first + rest + others].reset_index(drop=True)
 
@@ -145,7 +145,7 @@ def _finish(frame: pd.DataFrame) -> pd.DataFrame:
 def _load_dense(data_dir) -> pd.DataFrame:
     raw = pd.read_csv(fetch("dense_lr_bs_loss.csv", data_dir))
     out = raw.rename(columns=_DENSE_RENAME)[
-        ["N", "D", "lr", "batch_sequences", "loss", *_ARCH_COLUMNS[:4], *_EXTRA_COLUMNS]
+        ["N", "D", "lr", "batch_sequences", "loss", *ARCH_COLUMNS[:4], *_EXTRA_COLUMNS]
     ].copy()
     out["N_active"] = out["N"]
     out["seq_len"] = 2048  # SOURCE.md: every released dense run used 2048-token sequences
@@ -166,7 +166,7 @@ def _load_moe(data_dir) -> pd.DataFrame:
             "seq_len",
             "loss",
             "variant",
-            *_ARCH_COLUMNS,
+            *ARCH_COLUMNS,
             *_EXTRA_COLUMNS,
         ]
     ].copy()
@@ -201,7 +201,7 @@ def load_sweeps(which: str = "all", data_dir: str | os.PathLike | None = None) -
     frame["recipe"] = pd.Series(pd.NA, index=frame.index, dtype="string")
     for col in ("family", "variant"):
         frame[col] = frame[col].astype("string")
-    int_cols = [c for c in _ARCH_COLUMNS if c in frame]
+    int_cols = [c for c in ARCH_COLUMNS if c in frame]
     frame[int_cols] = frame[int_cols].astype("Int64")
     return _finish(frame)
 

@@ -103,21 +103,10 @@ def predictive_check(post, sweeps: pd.DataFrame, seed: int = 0) -> None:
 
 
 def _metadata(design, extra, diagnostics, sampler) -> dict:
-    from bayes_steplaw.model import MODEL_VERSIONS
+    from bayes_steplaw.model import design_metadata
 
-    settings = design.runs.drop_duplicates("setting")
     return {
-        "model": "landscape",
-        "model_version": MODEL_VERSIONS["landscape"],
-        "groups": ["family", "variant"],
-        "hierarchy": design.hierarchy.to_dict(),
-        "batch_depends_on_N": False,
-        "log_n0": design.log_n0,
-        "log_d0": design.log_d0,
-        "N_range": [float(settings["N"].min()), float(settings["N"].max())],
-        "D_range": [float(settings["D"].min()), float(settings["D"].max())],
-        "n_runs": len(design.runs),
-        "n_settings": len(design.settings),
+        **design_metadata("landscape", design, ("family", "variant"), False),
         "diagnostics": diagnostics,
         "sampler": sampler,
         "seed": 0,
