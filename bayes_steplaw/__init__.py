@@ -5,33 +5,35 @@ The public API. Fitting imports PyMC lazily; loading and predicting never do.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
+from ._validate import DEFAULT_PROB, DEFAULT_SEQ_LEN, DEFAULT_TOL
+from .bayes.bowl import ExcessLoss, PlateauRegion, Recommendation
+from .bayes.compare import compare_curvatures
+from .bayes.hierarchy import Hierarchy
+from .bayes.landscape import LandscapeModel, LandscapePosterior
+from .bayes.law import Prediction, StepLawPosterior
+from .bayes.model import Model, fit
+from .bayes.optimum import OptimumModel, OptimumPosterior
+from .bayes.posterior import Posterior, PosteriorFileError, load, load_default
+from .bayes.sampling import ConvergenceError, ConvergenceWarning
 from .bootstrap import BootstrapOLS, DegenerateResampleWarning, reproduction_table
-from .diagnostics import ConvergenceError, ConvergenceWarning
-from .hierarchy import Hierarchy
-from .landscape import (
-    ExcessLoss,
-    LandscapePosterior,
-    PlateauRegion,
-    Recommendation,
-    compare_curvatures,
+from .datasets.registry import DataError
+from .datasets.simulate import Bowl, TrueLaw, simulate_sweeps
+from .datasets.sweeps import (
+    SweepValidationError,
+    load_sweeps,
+    near_optimal,
+    read_sweeps,
+    relative_loss,
 )
 from .logs import LogProblemsError, find_runs, quick_check, read_loss_curve, smooth_final_loss
 from .logs import collect as collect_logs
-from .model import fit
-from .posterior import (
-    PosteriorFileError,
-    Prediction,
-    StepLawPosterior,
-    load,
-    load_default,
-)
-from .registry import DataError
-from .simulate import Bowl, TrueLaw, simulate_sweeps
-from .sweeps import SweepValidationError, load_sweeps, near_optimal, read_sweeps, relative_loss
 
 __all__ = [
+    "DEFAULT_PROB",
+    "DEFAULT_SEQ_LEN",
+    "DEFAULT_TOL",
     "BootstrapOLS",
     "Bowl",
     "ConvergenceError",
@@ -40,9 +42,14 @@ __all__ = [
     "DegenerateResampleWarning",
     "ExcessLoss",
     "Hierarchy",
+    "LandscapeModel",
     "LandscapePosterior",
     "LogProblemsError",
+    "Model",
+    "OptimumModel",
+    "OptimumPosterior",
     "PlateauRegion",
+    "Posterior",
     "PosteriorFileError",
     "Prediction",
     "Recommendation",

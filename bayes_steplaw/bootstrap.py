@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .registry import DataError, fetch
+from .datasets.registry import DataError, fetch
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -435,7 +435,7 @@ class BootstrapOLS:
             Some resamples were singular; their rows are NaN and they are left out of the
             means and intervals (see :attr:`n_failed`).
         """
-        from .sweeps import SweepValidationError, near_optimal
+        from .datasets.sweeps import SweepValidationError, near_optimal
 
         if isinstance(n_boot, bool) or not isinstance(n_boot, numbers.Integral) or n_boot < 1:
             raise ValueError(f"n_boot must be a positive integer; got {n_boot!r}")

@@ -55,7 +55,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 import pandas as pd
 
-from .sweeps import ARCH_COLUMNS, CORE_COLUMNS, MIN_RUNS_PER_SETTING, read_sweeps
+from .datasets.sweeps import ARCH_COLUMNS, CORE_COLUMNS, MIN_RUNS_PER_SETTING, read_sweeps
 
 __all__ = [
     "DEFAULT_LOG_PATTERN",

@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+    from .bayes.law import StepLawPosterior
     from .bootstrap import BootstrapOLS
-    from .posterior import StepLawPosterior
 
 __all__ = [
     "CMAP",
@@ -214,7 +214,7 @@ def _resolvable(post: StepLawPosterior, group: str) -> str:
 
 
 def _near_optimal(sweeps: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    from .sweeps import near_optimal
+    from .datasets.sweeps import near_optimal
 
     return near_optimal(sweeps, threshold)
 
@@ -776,7 +776,7 @@ def offset_contrast(
     else:
         fig.clear()
     axes = fig.subplots(1, 2)
-    table = post.compare_offsets(a, b, prob=prob)
+    table = post.compare_offsets(a, b, prob=prob, scale="ratio")
     da, db = _offset_draws(post, a), _offset_draws(post, b)
     for ax, k, row, title in zip(
         axes, (0, 1), ("lr", "batch_tokens"), ("peak learning rate", "batch size (tokens)")
@@ -805,7 +805,7 @@ def offset_contrast(
             label=f"P({a} > {b}) = {table.loc[row, 'prob_positive']:.2f}",
         )
         ax.axvline(1.0, color="0.3", lw=1, ls=":")
-        lo, hi = np.exp(table.loc[row, ["lower", "upper"]].to_numpy(float))
+        lo, hi = table.loc[row, ["lower", "upper"]].to_numpy(float)
         ax.plot(
             [lo, hi],
             [0, 0],
@@ -821,7 +821,7 @@ def offset_contrast(
         ax.set_ylim(bottom=0)
         ax.set_xlabel(f"{title}: {a} optimum / {b} optimum")
         ax.set_ylabel("posterior density")
-        ax.set_title(f"{title}: median ratio {table.loc[row, 'ratio']:.2f}×", fontsize="medium")
+        ax.set_title(f"{title}: median ratio {table.loc[row, 'median']:.2f}×", fontsize="medium")
         ax.legend(loc="upper left", fontsize="small", frameon=False)
         ax.set_ylim(top=counts.max() * 1.45)
     return fig
@@ -1098,9 +1098,9 @@ def interval_comparison(
         fig.clear()
     axes = fig.subplots(2, 2, sharex=True)
     methods: dict[str, dict[str, np.ndarray]] = {}
-    for kind, label in (("law", "posterior: the law"), ("run", "posterior: a new run")):
+    for kind, label in (("law", "posterior: the law"), ("centre", "posterior: a new setting")):
         pred = post.predict(N, D, group=group, kind=kind, seed=seed, allow_unconverged=True)
-        iv = pred.interval(prob, kind="eti")
+        iv = pred.interval(prob, method="eti")
         med = pred.median()
         methods[label] = {
             q: np.column_stack([iv[f"{q}_lower"], med[q], iv[f"{q}_upper"]])
@@ -1238,7 +1238,7 @@ def landscape_map(
     matplotlib.axes.Axes
         Log lr on x, log batch tokens on y, colorbar in percent relative loss.
     """
-    from .sweeps import relative_loss
+    from .datasets.sweeps import relative_loss
 
     ax = _new_axes(ax, figsize=(6.4, 4.8))
     runs = sweeps[sweeps["setting"] == setting]
@@ -1421,8 +1421,8 @@ def plan(
     """A run plan: where the optimal lr and batch size of a new run at (N, D) will be.
 
     Panels: the posterior-predictive distribution of the optimal lr and of the optimal batch
-    size (``kind="run"``: what a new run will see), with the median, the ``prob`` interval and
-    the paper's point prediction; with ``landscape``, a third panel with the plateau region
+    size (``kind="centre"``: the optimum of a new setting), with the median, the ``prob``
+    interval and the paper's point prediction; with ``landscape``, a third panel with the plateau region
     (settings whose probability of lying within ``tol`` of the optimum loss is at least
     ``plateau_prob``), the recommendation, and the best lr at a fixed ``batch_tokens``.
 
@@ -1459,7 +1459,7 @@ def plan(
     else:
         fig.clear()
     axes = fig.subplots(1, n_panels)
-    pred = post.predict(N, D, group=group, seq_len=seq_len, kind="run", seed=seed)
+    pred = post.predict(N, D, group=group, seq_len=seq_len, kind="centre", seed=seed)
     draws = pred.draws
     med = pred.median().iloc[0]
     iv = pred.interval(prob).iloc[0]
@@ -1528,7 +1528,7 @@ def _plateau_panel(ax, landscape, N, D, group, tol, plateau_prob, batch_tokens, 
 
     lg = _resolvable(landscape, group) if hasattr(landscape, "hierarchy") else group
     region = landscape.plateau_region(
-        N, D, tol=tol, prob=plateau_prob, group=lg, n_grid=81, allow_unconverged=True
+        N, D, tol=tol, min_prob=plateau_prob, group=lg, n_grid=81, allow_unconverged=True
     )
     glr, gbs, prob = region.lr, region.batch_tokens, region.probability
     mesh = ax.pcolormesh(glr, gbs, prob, cmap=CMAP, vmin=0, vmax=1, shading="nearest")
@@ -1550,7 +1550,9 @@ def _plateau_panel(ax, landscape, N, D, group, tol, plateau_prob, batch_tokens, 
     handles.append(_mark_recommendation(ax, landscape, N, D, lg, tol, "recommendation"))
     if batch_tokens is not None:
         fixed = _recommendation(
-            landscape.recommend(N, D, batch_tokens, group=lg, tol=tol, allow_unconverged=True)
+            landscape.recommend(
+                N, D, batch_tokens=batch_tokens, group=lg, tol=tol, allow_unconverged=True
+            )
         )
         ax.axhline(batch_tokens, color="white", lw=1, ls=":")
         ax.plot(*fixed, marker="s", ms=8, color=OKABE_ITO["sky_blue"], mec="black", ls="none")

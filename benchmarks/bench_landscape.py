@@ -43,9 +43,9 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("BAYES_STEPLAW_DATA", str(ROOT.parent / "shared/data/steplaw"))
 
-from bayes_steplaw import load_sweeps  # noqa: E402
+from bayes_steplaw import DEFAULT_TOL, load_sweeps  # noqa: E402
 from bayes_steplaw.bootstrap import BootstrapOLS  # noqa: E402
-from bayes_steplaw.sweeps import group_path, relative_loss  # noqa: E402
+from bayes_steplaw.datasets.sweeps import group_path, relative_loss  # noqa: E402
 
 BINS = np.array([0.0, 0.05, 0.2, 0.4, 0.6, 0.8, 0.95, 1.0 + 1e-9])
 _STATE: dict = {}
@@ -102,89 +102,46 @@ def predictive_check(post, sweeps: pd.DataFrame, seed: int = 0) -> None:
 # --------------------------------------------------------------------------- LOSO refits
 
 
-def _metadata(design, extra, diagnostics, sampler) -> dict:
-    from bayes_steplaw.model import design_metadata
-
-    return {
-        **design_metadata("landscape", design, ("family", "variant"), False),
-        "diagnostics": diagnostics,
-        "sampler": sampler,
-        "seed": 0,
-        **extra,
-    }
-
-
 def _init(window: float, curvature: str) -> None:
     """Worker start: build and compile the weighted model once."""
     warnings.simplefilter("ignore")
-    import nutpie
-
-    from bayes_steplaw.landscape import build_landscape
+    from bayes_steplaw import LandscapeModel
 
     sweeps = load_sweeps("all")
-    model, design, extra = build_landscape(
-        sweeps, ("family", "variant"), window=window, curvature=curvature, run_weights=True
-    )
-    _STATE.update(
-        sweeps=sweeps,
-        design=design,
-        extra=extra,
-        compiled=nutpie.compile_pymc_model(model, backend="numba"),
-    )
+    model = LandscapeModel(window=window, curvature=curvature)
+    _STATE.update(sweeps=sweeps, prepared=model.prepare(sweeps, weighted=True))
 
 
 def _refit(args: tuple[str, int, int, int, int]) -> dict:
-    """Refit without one setting; return its predictions (small arrays only)."""
-    import nutpie
-
-    from bayes_steplaw.diagnostics import convergence_report
-    from bayes_steplaw.landscape import LandscapePosterior
-
+    """Refit without one setting (weight 0, no recompilation); return its predictions."""
     setting, chains, draws, tune, seed = args
-    design, sweeps = _STATE["design"], _STATE["sweeps"]
-    weights = (design.runs["setting"] != setting).to_numpy(float)
-    compiled = _STATE["compiled"].with_data(run_weight=weights)
-    start = time.perf_counter()
-    trace = nutpie.sample(
-        compiled,
-        chains=chains,
-        draws=draws,
-        tune=tune,
-        cores=1,
-        seed=seed,
-        progress_bar=False,
-        low_rank_modified_mass_matrix=True,
-        target_accept=0.95,
-    )
-    seconds = time.perf_counter() - start
-    diag = convergence_report(trace)
-    sampler = {"name": "nutpie", "chains": chains, "draws": draws, "tune": tune}
-    keep = [v for v in trace.posterior.data_vars if not v.endswith("__")]
-    post = LandscapePosterior(
-        {"posterior": trace.posterior[keep]},
-        _metadata(design, _STATE["extra"], diag, sampler),
-    )
+    prepared, sweeps = _STATE["prepared"], _STATE["sweeps"]
+    weights = (prepared.built.design.runs["setting"] != setting).to_numpy(float)
+    post = prepared.fit(
+        weights, chains=chains, draws=draws, tune=tune, seed=seed, progressbar=False,
+        sampler_kwargs={"cores": 1},
+    )  # fmt: skip
+    diag = post.diagnostics
     held = sweeps[sweeps["setting"] == setting]
     row = held.iloc[0]
     group = group_path(held.iloc[:1], ("family", "variant")).iloc[0]
     kw = {"group": group, "allow_unconverged": True}
     rec = post.recommend(row["N"], row["D"], **kw)
     lr, bs = held["lr"].to_numpy(float), held["batch_tokens"].to_numpy(float)
-    median_lr = rec.lr_median_optimum
-    median_bs = rec.batch_tokens_median_optimum
+    n, d = row["N"], row["D"]
     return {
         "setting": setting,
-        "seconds": seconds,
+        "seconds": post.metadata["sample_seconds"],
         "divergences": diag["divergences"],
         "max_r_hat": diag["max_r_hat"],
         "rec": (rec.lr, rec.batch_tokens),
-        "median": (median_lr, median_bs),
-        "p_pred": post.plateau_probability(row["N"], row["D"], lr, bs, TOL, predictive=True, **kw),
-        "p_plain": post.plateau_probability(row["N"], row["D"], lr, bs, TOL, **kw),
+        "median": (rec.lr_median_optimum, rec.batch_tokens_median_optimum),
+        "p_pred": post.plateau_probability(n, d, lr, bs, tol=TOL, predictive=True, **kw),
+        "p_plain": post.plateau_probability(n, d, lr, bs, tol=TOL, **kw),
     }
 
 
-TOL = 0.0025
+TOL = DEFAULT_TOL
 
 
 def nearest_relative_loss(held: pd.DataFrame, lr: float, bs: float) -> float:
@@ -230,10 +187,9 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
     sweeps = load_sweeps("all")
 
-    from bayes_steplaw import fit
-    from bayes_steplaw.posterior import StepLawPosterior
+    from bayes_steplaw import LandscapePosterior, fit
 
-    post = StepLawPosterior.load(args.posterior) if args.posterior.is_file() else None
+    post = LandscapePosterior.load(args.posterior) if args.posterior.is_file() else None
     if not args.skip_ppc:
         if post is not None:
             print(

@@ -206,11 +206,11 @@ def _prior_table(priors: dict, title: str) -> str:
 
 
 def _priors() -> str:
-    from bayes_steplaw.model import PRIORS
+    from bayes_steplaw.bayes.law import PRIORS
 
     text = _prior_table(PRIORS, "Optimum model (natural-log scale)")
     try:
-        from bayes_steplaw.landscape import LANDSCAPE_PRIORS
+        from bayes_steplaw.bayes.landscape import LANDSCAPE_PRIORS
     except ImportError:
         return text
     return text + "\n" + _prior_table(LANDSCAPE_PRIORS, "Landscape model (bowl and noise)")

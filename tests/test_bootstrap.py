@@ -25,7 +25,7 @@ from bayes_steplaw.bootstrap import (
     reproduction_table,
     resample_indices,
 )
-from bayes_steplaw.registry import fetch
+from bayes_steplaw.datasets.registry import fetch
 
 PUBLISHED = "1004_fitted_lr_bs_scaling_model_parameters.csv"
 

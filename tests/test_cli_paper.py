@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bayes_steplaw.cli import app
-from bayes_steplaw.registry import fetch
+from bayes_steplaw.datasets.registry import fetch
 
 runner = CliRunner()
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_steplaw.hierarchy import Hierarchy
+from bayes_steplaw.bayes.hierarchy import Hierarchy
 
 
 def _frame(rows):

@@ -14,17 +14,14 @@ import xarray as xr
 from scipy import stats
 from typer.testing import CliRunner
 
-import bayes_steplaw.posterior as posterior_module
+import bayes_steplaw.bayes.posterior as posterior_module
+from bayes_steplaw.bayes.hierarchy import Hierarchy
+from bayes_steplaw.bayes.landscape import LandscapeModel, LandscapePosterior, landscape_runs
+from bayes_steplaw.bayes.law import Prediction, StepLawPosterior
+from bayes_steplaw.bayes.model import fit
+from bayes_steplaw.bayes.posterior import model_versions
 from bayes_steplaw.cli import app
-from bayes_steplaw.hierarchy import Hierarchy
-from bayes_steplaw.landscape import (
-    LandscapePosterior,
-    build_landscape,
-    landscape_runs,
-)
-from bayes_steplaw.model import MODEL_VERSIONS, fit
-from bayes_steplaw.posterior import Prediction, StepLawPosterior
-from bayes_steplaw.simulate import Bowl, TrueLaw, simulate_sweeps
+from bayes_steplaw.datasets.simulate import Bowl, TrueLaw, simulate_sweeps
 
 LOG_N0, LOG_D0 = float(np.log(5e8)), float(np.log(2e10))
 LOG_LR0, LOG_BS0 = float(np.log(1e-3)), float(np.log(1e6))  # hand-made law at N0, D0
@@ -87,7 +84,7 @@ def handmade(
     )
     meta = {
         "model": "landscape",
-        "model_version": MODEL_VERSIONS["landscape"],
+        "model_version": model_versions()["landscape"],
         "hierarchy": HIER.to_dict(),
         "groups": ["family", "variant"],
         "batch_depends_on_N": False,
@@ -123,7 +120,7 @@ def test_plateau_probability_matches_closed_form():
     post = handmade(200_000, c=mu, sd_c=s, a=a, b=b)
     y = 0.3
     lr = np.exp(mu + np.linspace(-1.2, 1.2, 9))
-    got = post.plateau_probability(N0, D0, lr, np.exp(np.log(1e6) + y), tol)
+    got = post.plateau_probability(N0, D0, lr, np.exp(np.log(1e6) + y), tol=tol)
     w = np.sqrt((tol - b * y * y) / a)
     l_ = np.log(lr)
     want = stats.norm.cdf((l_ - mu + w) / s) - stats.norm.cdf((l_ - mu - w) / s)
@@ -135,7 +132,7 @@ def test_plateau_probability_equals_direct_fraction_with_cross_term_and_asymmetr
     post = handmade(5000, sd_c=0.4, sd_d=0.5, rho=-0.6, k=3.0, seed=3)
     lr = np.exp(np.log(1e-3) + np.linspace(-1.5, 1.5, 13))[None, :]
     bs = np.exp(np.log(1e6) + np.linspace(-1.5, 1.5, 11))[:, None]
-    got = post.plateau_probability(N0, D0, lr, bs, 0.003)
+    got = post.plateau_probability(N0, D0, lr, bs, tol=0.003)
     c = post.flat("c")
     d = post.flat("d")
     a, b, k = 0.01, 0.008, 3.0
@@ -156,12 +153,12 @@ def test_predictive_probability_includes_noise():
     """With run noise sigma0·t_nu (sigma1 = 0): P = E_draws[F_t((tol - q)/sigma0)]."""
     post = handmade(100_000, sd_c=0.2, sigma0=2e-3, nu=4.0, seed=1)
     lr = np.exp(np.log(1e-3) + np.array([-1.0, -0.3, 0.0, 0.4]))
-    got = post.plateau_probability(N0, D0, lr, 1e6, 0.0025, predictive=True)
+    got = post.plateau_probability(N0, D0, lr, 1e6, tol=0.0025, predictive=True)
     x = np.log(lr)[:, None] - post.flat("c")
     q = 0.01 * x**2
     want = stats.t.cdf((0.0025 - q) / 2e-3, 4.0).mean(axis=1)
     np.testing.assert_allclose(got, want, atol=6e-3)
-    plain = post.plateau_probability(N0, D0, lr, 1e6, 0.0025)
+    plain = post.plateau_probability(N0, D0, lr, 1e6, tol=0.0025)
     assert not np.allclose(got, plain)
 
 
@@ -213,7 +210,7 @@ def test_recommend_bayes_decision_and_fixed_batch():
 
 def test_plateau_region_bounds():
     post = handmade(4000, sd_c=0.1, sd_d=0.1, rho=-0.5)
-    region = post.plateau_region(N0, D0, tol=0.0025, prob=0.5, n_grid=61)
+    region = post.plateau_region(N0, D0, tol=0.0025, min_prob=0.5, n_grid=61)
     assert region.probability.shape == (61, 61)
     assert not region.empty
     inside = region.bounds.dropna()
@@ -231,9 +228,9 @@ def test_plateau_region_bounds():
         (lambda p: p.plateau_probability(N0, D0, -1e-3, 1e6), "lr must be positive"),
         (lambda p: p.plateau_probability(N0, D0, 1e-3, np.nan), "batch_tokens must be positive"),
         (lambda p: p.plateau_probability(N0, D0, 1e-3, 1e6, tol=0), "tol must be"),
-        (lambda p: p.plateau_probability([N0, N0], D0, 1e-3, 1e6), "single value"),
+        (lambda p: p.plateau_probability([N0, -N0], D0, 1e-3, 1e6), "N must be positive"),
         (lambda p: p.plateau_probability(N0, D0, [1e-3] * 2, [1e6] * 3), "broadcast"),
-        (lambda p: p.plateau_region(N0, D0, prob=1.5), "prob must be"),
+        (lambda p: p.plateau_region(N0, D0, min_prob=1.5), "prob must be"),
         (lambda p: p.recommend(N0, -1.0), "D must be positive"),
         (lambda p: p.recommend(N0, D0, seq_len=0), "seq_len"),
     ],
@@ -248,7 +245,7 @@ def test_unknown_group_and_unconverged():
     with pytest.raises(KeyError, match="unknown group"):
         post.plateau_probability(N0, D0, 1e-3, 1e6, group="gpt")
     post.metadata["diagnostics"] = {"converged": False, "problems": ["R-hat > 1.01 for c"]}
-    from bayes_steplaw.diagnostics import ConvergenceError
+    from bayes_steplaw.bayes.sampling import ConvergenceError
 
     with pytest.raises(ConvergenceError):
         post.recommend(N0, D0)
@@ -264,7 +261,7 @@ def test_window_filter():
     with pytest.raises(ValueError, match="window"):
         landscape_runs(sweeps, 0)
     with pytest.raises(ValueError, match="curvature"):
-        build_landscape(sweeps, curvature="wiggly")
+        LandscapeModel(curvature="wiggly")
 
 
 # --------------------------------------------------------------------------- NUTS recovery
@@ -335,7 +332,7 @@ def test_log_likelihood_matches_pymc(fitted):
     import pymc as pm
 
     post, sweeps, _ = fitted
-    model, _, _ = build_landscape(sweeps, curvature="ND+group")
+    model = LandscapeModel(curvature="ND+group").build(sweeps).model
     with model:
         prior = pm.sample_prior_predictive(draws=4, random_seed=0).prior
     theirs = pm.compute_log_likelihood(

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from bayes_steplaw import logs, read_sweeps
 from bayes_steplaw.cli import app
-from bayes_steplaw.sweeps import snap_lr
+from bayes_steplaw.datasets.sweeps import snap_lr
 
 # ---------------------------------------------------------------------------- helpers
 

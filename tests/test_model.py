@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 import bayes_steplaw as bsl
-from bayes_steplaw.model import PRIORS, build_design, build_optimum_model
+from bayes_steplaw.bayes.law import PRIORS
+from bayes_steplaw.bayes.optimum import OptimumModel
 
 FAST = dict(chains=2, draws=400, tune=400, progressbar=False)
 SETTINGS = pd.DataFrame(
@@ -51,7 +52,7 @@ def test_law_predictions_cover_the_true_law(simulated, group):
     N = np.array([3e8, 1e9, 2e9])
     D = np.array([5e9, 3e10, 8e10])
     res = post.predict(N, D, group=group, kind="law", allow_unconverged=True)
-    ci = res.interval(0.95, kind="eti")
+    ci = res.interval(0.95, method="eti")
     lr, bs = LAW.optimum(N, D, group)
     assert ((ci["lr_lower"] < lr) & (lr < ci["lr_upper"])).all(), (ci, lr)
     assert ((ci["batch_tokens_lower"] < bs) & (bs < ci["batch_tokens_upper"])).all()
@@ -70,7 +71,7 @@ def test_offsets_contrast_has_the_right_sign(simulated):
 def test_run_predictions_are_wider_than_law_predictions(simulated):
     _, _, post = simulated
     law = post.predict(1e9, 2e10, kind="law", allow_unconverged=True).interval(0.9)
-    run = post.predict(1e9, 2e10, kind="run", allow_unconverged=True).interval(0.9)
+    run = post.predict(1e9, 2e10, kind="centre", allow_unconverged=True).interval(0.9)
     assert (run["lr_upper"] / run["lr_lower"]).iloc[0] > (law["lr_upper"] / law["lr_lower"]).iloc[0]
 
 
@@ -136,8 +137,7 @@ def test_prior_predictive_allows_every_plausible_lr_and_batch():
     import pymc as pm
 
     sweeps, _ = bsl.simulate_sweeps(SETTINGS, LAW, seed=8)
-    design = build_design(bsl.near_optimal(sweeps), ("family", "variant"))
-    with build_optimum_model(design):
+    with OptimumModel(("family", "variant")).build(sweeps).model:
         prior = pm.sample_prior_predictive(draws=4000, random_seed=0)
     lr = np.exp(prior.prior_predictive["log_lr"].values.ravel())
     bs = np.exp(prior.prior_predictive["log_bs"].values.ravel())

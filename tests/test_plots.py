@@ -130,7 +130,7 @@ def test_interval_comparison(post, published):
     bottom = fig.axes[2]
     assert len(bottom.lines) == 3  # posterior law, posterior run, published
     widths = {line.get_label(): line.get_ydata() for line in bottom.lines}
-    assert np.all(widths["posterior: a new run"] >= widths["posterior: the law"] - 1e-9)
+    assert np.all(widths["posterior: a new setting"] >= widths["posterior: the law"] - 1e-9)
     assert all(ax.get_xscale() == "log" for ax in fig.axes)
     assert "D = 100 N" in bottom.get_xlabel()
 

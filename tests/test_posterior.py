@@ -13,7 +13,7 @@ import xarray as xr
 from scipy import stats
 
 from bayes_steplaw import ConvergenceError, PosteriorFileError, StepLawPosterior, load
-from bayes_steplaw.hierarchy import Hierarchy
+from bayes_steplaw.bayes.hierarchy import Hierarchy
 
 LOG_N0, LOG_D0 = np.log(1e9), np.log(1e10)
 TRUE = {"c": np.log(1e-3), "d": np.log(2e6), "alpha": -0.7, "beta": 0.3, "gamma": 0.55}
@@ -97,7 +97,7 @@ def test_setting_scatter_widens_run_predictions_by_the_known_amount():
     s_lr, s_bs = 0.2, 0.1
     post = make_posterior(n_draws=40000, sigma_setting=(s_lr, s_bs))
     z = stats.norm.ppf(0.95)
-    run = post.predict(7e9, 1.4e12, kind="run").interval(0.9, kind="eti")
+    run = post.predict(7e9, 1.4e12, kind="centre").interval(0.9, method="eti")
     lr, _ = law(7e9, 1.4e12, "dense")
     np.testing.assert_allclose(run["lr_upper"] / run["lr_lower"], np.exp(2 * z * s_lr), rtol=0.02)
     np.testing.assert_allclose(
@@ -118,7 +118,8 @@ def test_hdi_of_symmetric_draws_matches_eti_and_is_never_wider():
         <= np.log(eti["lr_upper"] / eti["lr_lower"]) + 1e-12
     ).all()
     with pytest.raises(ValueError, match="kind must be 'hdi' or 'eti'"):
-        res.interval(0.9, kind="mode")
+        with pytest.warns(FutureWarning, match="'kind' is now 'method'"):
+            res.interval(0.9, kind="mode")
     with pytest.raises(ValueError, match="prob must be between 0 and 1"):
         res.interval(1.5)
 

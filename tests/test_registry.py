@@ -22,9 +22,9 @@ import pytest
 from shared_data import shared_data_dir
 from typer.testing import CliRunner
 
-from bayes_steplaw import registry
 from bayes_steplaw.cli import app
-from bayes_steplaw.registry import DataError, fetch, locate, registered_files, status
+from bayes_steplaw.datasets import registry
+from bayes_steplaw.datasets.registry import DataError, fetch, locate, registered_files, status
 
 REPO = Path(__file__).resolve().parents[1]
 

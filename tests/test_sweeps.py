@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from shared_data import shared_data_dir
 
-from bayes_steplaw.sweeps import (
+from bayes_steplaw.datasets.sweeps import (
     CORE_COLUMNS,
     SweepValidationError,
     load_sweeps,

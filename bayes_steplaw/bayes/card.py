@@ -1,41 +1,28 @@
-"""Fit a shipped model on the released data and write its posterior and model card.
+"""Model cards: Markdown from the sections every model supplies, and the shipped models.
 
-Run from a source checkout::
-
-    python -m bayes_steplaw.modelcard optimum
-    python -m bayes_steplaw.modelcard landscape
-
-Each writes ``models/NAME.nc`` (the posterior) and ``models/NAME.md`` (the model card).
+``bayes-steplaw card NAME`` renders the card of the shipped posterior ``models/NAME.nc``;
+with ``--refit`` it first fits the model on the released dense + MoE data (and, for the
+landscape, ranks the curvature variants by PSIS-LOO) and writes the posterior too.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from ._resources import source_checkout
-from .bootstrap import PAPER_TABLE2, BootstrapOLS
-from .model import PRIORS, fit
-from .posterior import StepLawPosterior
-from .registry import registered_files
-from .sweeps import load_sweeps
+from .. import __version__
+from .._format import markdown_table
+from .._resources import resource_path, source_checkout
+from ..bootstrap import PAPER_TABLE2, BootstrapOLS
+from ..datasets.registry import registered_files
+from ..datasets.sweeps import load_sweeps
+from .law import PRIORS, StepLawPosterior
+from .model import fit
+from .posterior import load
 
 _EXPONENTS = {"alpha": "α (lr ∝ N^α)", "beta": "β (lr ∝ D^β)", "gamma": "γ (B ∝ D^γ)"}
-
-
-def _table(frame: pd.DataFrame, digits: int = 4) -> str:
-    """A DataFrame as a Markdown table (no optional dependency)."""
-    cols = [frame.index.name or "", *frame.columns]
-    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
-    for idx, row in frame.iterrows():
-        cells = [f"{v:.{digits}g}" if isinstance(v, (float, np.floating)) else str(v) for v in row]
-        lines.append("| " + " | ".join([str(idx), *cells]) + " |")
-    return "\n".join(lines)
 
 
 def _priors() -> str:
@@ -98,7 +85,7 @@ def render_card(post: StepLawPosterior, command: str, refit: BootstrapOLS | None
     families = [g for g in post.groups_seen if "/" not in g and not g.startswith("@")]
     if {"moe", "dense"} <= set(families):
         cmp = post.compare_offsets("moe", "dense")
-        contrasts = ["## MoE − dense offsets", "", _table(cmp), ""]
+        contrasts = ["## MoE − dense offsets", "", markdown_table(cmp), ""]
     sections = [
         f"# Model card: `{m['model']}` (model version {m['model_version']})",
         "",
@@ -121,7 +108,7 @@ def render_card(post: StepLawPosterior, command: str, refit: BootstrapOLS | None
         "",
         "## Exponents against the paper",
         "",
-        _table(exponent_table(post, refit)),
+        markdown_table(exponent_table(post, refit)),
         "",
         "The released rows are not all the paper fitted (SOURCE.md), so the published "
         "ensemble and a fit on the released data differ. Bootstrap intervals come from "
@@ -134,11 +121,11 @@ def render_card(post: StepLawPosterior, command: str, refit: BootstrapOLS | None
         "",
         "## Posterior summary (90% equal-tailed intervals)",
         "",
-        _table(main),
+        markdown_table(main),
         "",
         "### Group offsets and scales",
         "",
-        _table(offsets),
+        markdown_table(offsets),
         "",
         *contrasts,
         "## Diagnostics",
@@ -154,41 +141,76 @@ def render_card(post: StepLawPosterior, command: str, refit: BootstrapOLS | None
         f"(compilation included) on a 2-core machine",
         "",
     ]
-    extra = getattr(post, "card_sections", None)
-    if callable(extra):
-        sections += [*extra(), ""]
+    sections += [*post.card_sections(), ""]
+    if "evaluation" in m:
+        sections += [*evaluation_sections(m["evaluation"]), ""]
     sections += ["## Regenerate", "", "```bash", command, "```", ""]
     return "\n".join(sections)
 
 
-def write_model(name: str, out_dir: str | Path | None = None, **fit_kwargs) -> StepLawPosterior:
-    """Fit model ``name`` on the released dense + MoE data; write ``NAME.nc`` and ``NAME.md``."""
+def evaluation_sections(evaluation: dict) -> list[str]:
+    """The held-out evaluation tables recorded in a posterior's metadata (``evaluation``:
+    ``{"title": str, "text": str, "tables": {name: records}}``, written by ``evaluate``)."""
+    out = ["## Held-out evaluation", "", evaluation.get("text", ""), ""]
+    for name, records in evaluation.get("tables", {}).items():
+        frame = pd.DataFrame(records)
+        out += [f"### {name}", "", markdown_table(frame.set_index(frame.columns[0])), ""]
+    return out
+
+
+def card_command(name: str) -> str:
+    """The command that regenerates a shipped model and its card."""
+    return f"bayes-steplaw card {name} --refit"
+
+
+def write_card(post: StepLawPosterior, path: str | Path) -> Path:
+    """Render ``post``'s card (with the paper's recipe refitted on the released data beside
+    it) and write it to ``path``."""
+    refit = BootstrapOLS.fit(load_sweeps("all"), seed=0)
+    path = Path(path)
+    path.write_text(render_card(post, card_command(post.kind), refit))
+    return path
+
+
+def write_model(
+    name: str, out_dir: str | Path | None = None, *, refit: bool = False, **fit_kwargs
+) -> StepLawPosterior:
+    """Write ``NAME.md`` (and, with ``refit``, first fit and write ``NAME.nc``) in ``out_dir``.
+
+    Without ``refit`` the card is rendered from the posterior already in ``out_dir`` (or the
+    shipped one). With it, the model is fitted on the released dense + MoE data; for the
+    landscape, the curvature variants are fitted too and ranked by PSIS-LOO, and the table is
+    kept in the posterior's metadata (``loo``) for the card.
+    """
     if out_dir is None:
         root = source_checkout()
-        if root is None:
-            raise RuntimeError("run this from a source checkout, or pass out_dir")
-        out_dir = root / "models"
+        out_dir = root / "models" if root is not None else resource_path("models")
     out_dir = Path(out_dir)
-    sweeps = load_sweeps("all")
-    post = fit(sweeps, model=name, **fit_kwargs)
-    post.metadata["package_version"] = __version__
-    post.save(out_dir / f"{name}.nc")
-    command = f"python -m bayes_steplaw.modelcard {name}"
-    refit = BootstrapOLS.fit(sweeps, seed=0)
-    (out_dir / f"{name}.md").write_text(render_card(post, command, refit))
+    path = out_dir / f"{name}.nc"
+    if refit:
+        sweeps = load_sweeps("all")
+        post = fit(sweeps, model=name, **fit_kwargs)
+        post.metadata["package_version"] = __version__
+        if name == "landscape":
+            from .compare import compare_curvatures, loo_records
+
+            sampler = post.metadata["sampler"]
+            table, _ = compare_curvatures(
+                sweeps,
+                groups=post.metadata["groups"],
+                fitted={post.metadata["curvature"]: post},
+                window=post.metadata["window"],
+                batch_depends_on_N=post.metadata["batch_depends_on_N"],
+                chains=sampler["chains"],
+                draws=sampler["draws"],
+                tune=sampler["tune"],
+                target_accept=sampler["target_accept"],
+                seed=post.metadata["seed"],
+                progressbar=False,
+            )
+            post.metadata["loo"] = loo_records(table)
+        post.save(path)
+    else:
+        post = load(path if path.is_file() else resource_path("models", f"{name}.nc"))
+    write_card(post, out_dir / f"{name}.md")
     return post
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry: ``python -m bayes_steplaw.modelcard NAME``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("name", choices=["optimum", "landscape"])
-    parser.add_argument("--out-dir", type=Path, default=None)
-    args = parser.parse_args(argv)
-    post = write_model(args.name, args.out_dir, progressbar=sys.stderr.isatty())
-    print(post)
-    return 0 if post.converged else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from ._resources import resource_path, source_checkout
+from .._resources import resource_path, source_checkout
 
 ENV_DATA = "BAYES_STEPLAW_DATA"
 ENV_CACHE = "BAYES_STEPLAW_CACHE"

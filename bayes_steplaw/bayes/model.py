@@ -1,0 +1,282 @@
+"""The model interface: configure, build, compile, fit; one class per model kind.
+
+In the spirit of scikit-learn's estimators, a model object holds only its configuration
+(``get_config``, recorded in the posterior's metadata as ``config``); :meth:`Model.fit` turns a
+sweep table into a posterior. :meth:`Model.prepare` builds and compiles once so that refits on
+other weights of the same runs (held-out folds) cost sampling only. Model modules subclass
+:class:`Model` with a ``kind``; the subclass registers itself, and :func:`fit` finds it by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__
+from .._validate import check_count, check_prob
+from .design import DEFAULT_GROUPS, Design, check_sweeps, data_fingerprint, design_metadata
+from .posterior import Posterior
+from .sampling import Compiled, compile_model, convergence_report, run_nuts
+
+_MODELS: dict[str, type[Model]] = {}
+
+
+def model_class(kind: str) -> type[Model]:
+    """The model class registered for a kind (``"optimum"``, ``"landscape"``)."""
+    if kind not in _MODELS:
+        raise ValueError(f"model must be one of {list(_MODELS)}; got {kind!r}")
+    return _MODELS[kind]
+
+
+@dataclass
+class Built:
+    """A model's PyMC graph on one sweep table, and what the fit records about it."""
+
+    model: Any  # pymc.Model
+    design: Design
+    extra: dict = field(default_factory=dict)  # metadata of the model's own
+    sampler_kwargs: dict = field(default_factory=dict)  # nutpie options the model needs
+
+
+@dataclass
+class SamplerSettings:
+    """How NUTS runs; ``seed`` makes a fit reproducible."""
+
+    sampler: str | None = None
+    chains: int = 4
+    draws: int = 1000
+    tune: int = 1000
+    seed: int = 0
+    target_accept: float = 0.95
+    progressbar: bool = True
+    sampler_kwargs: dict | None = None
+
+    def __post_init__(self):
+        check_count(self.chains, "chains")
+        check_count(self.draws, "draws")
+        check_count(self.tune, "tune", minimum=0)
+        check_prob(self.target_accept, "target_accept")
+        # a posterior this large cannot be saved or loaded (Posterior.MAX_SAMPLES); say so now
+        from .posterior import MAX_SAMPLES
+
+        if self.chains * self.draws > MAX_SAMPLES:
+            raise ValueError(
+                f"chains x draws = {self.chains * self.draws} exceeds the {MAX_SAMPLES} samples "
+                f"a posterior can hold; use fewer --draws or --chains"
+            )
+
+
+class Model:
+    """Base class of the models; subclasses set ``kind``, ``version`` and implement
+    :meth:`build` (and list their own arguments in :meth:`get_config`)."""
+
+    kind: ClassVar[str | None] = None
+    posterior_class: ClassVar[type[Posterior]]
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("kind"):
+            _MODELS[cls.kind] = cls
+
+    def __init__(
+        self, groups: tuple[str, ...] | list[str] = DEFAULT_GROUPS, *, batch_depends_on_N=False
+    ):
+        if isinstance(groups, str):
+            groups = (groups,)
+        self.groups = tuple(groups)
+        self.batch_depends_on_N = bool(batch_depends_on_N)
+
+    def get_config(self) -> dict:
+        """JSON-ready arguments of this model (what ``type(self)(**config)`` rebuilds)."""
+        return {"groups": list(self.groups), "batch_depends_on_N": self.batch_depends_on_N}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+    @property
+    def version(self) -> int:
+        """Version of the model's definition, recorded in every posterior file."""
+        return self.posterior_class.version
+
+    def build(self, sweeps: pd.DataFrame, *, weighted: bool = False) -> Built:
+        """The PyMC model of ``sweeps``; ``weighted`` adds a ``run_weight`` data vector that
+        multiplies each run's log-likelihood (1 by default), for refits without recompiling."""
+        raise NotImplementedError
+
+    def prepare(
+        self,
+        sweeps: pd.DataFrame,
+        *,
+        weighted: bool = False,
+        sampler: str | None = None,
+        progressbar: bool = False,
+    ) -> Prepared:
+        """Build and compile once; :meth:`Prepared.fit` then samples (with run weights)."""
+        sweeps = check_sweeps(sweeps)
+        built = self.build(sweeps, weighted=weighted)
+        compiled = compile_model(built.model, sampler, progressbar=progressbar)
+        return Prepared(self, sweeps, built, compiled)
+
+    def fit(self, sweeps: pd.DataFrame, **settings) -> Posterior:
+        """Fit by NUTS; ``settings`` as in :class:`SamplerSettings`.
+
+        Returns
+        -------
+        Posterior
+            Warns (naming the parameters) when R-hat > 1.01, any transition diverged or an
+            ESS < 400; such a posterior only predicts with ``allow_unconverged=True``.
+        """
+        run = SamplerSettings(**settings)
+        prepared = self.prepare(sweeps, sampler=run.sampler, progressbar=run.progressbar)
+        return prepared.fit(settings=run)
+
+
+@dataclass
+class Prepared:
+    """A model built and compiled on one sweep table, ready to sample (see :meth:`fit`)."""
+
+    model: Model
+    sweeps: pd.DataFrame
+    built: Built
+    compiled: Compiled
+
+    def fit(
+        self,
+        weights: np.ndarray | None = None,
+        *,
+        settings: SamplerSettings | None = None,
+        **kwargs,
+    ) -> Posterior:
+        """Sample; ``weights`` (one per run of ``built.design.runs``) need ``weighted=True``.
+
+        A run of weight 0 leaves the likelihood: held-out refits set a setting's runs to 0.
+        """
+        run = settings or SamplerSettings(**kwargs)
+        data = None
+        if weights is not None:
+            weights = np.asarray(weights, dtype=float)
+            n_runs = len(self.built.design.runs)
+            if weights.shape != (n_runs,) or not np.isfinite(weights).all() or (weights < 0).any():
+                raise ValueError(
+                    f"weights must be {n_runs} finite non-negative numbers, one per run; "
+                    f"got shape {weights.shape}"
+                )
+            if "run_weight" not in self.compiled.model.named_vars:
+                raise ValueError("weights need a model prepared with weighted=True")
+            data = {"run_weight": weights}
+        kwargs = {**self.built.sampler_kwargs, **(run.sampler_kwargs or {})}
+        if self.compiled.sampler != "nutpie":
+            kwargs = dict(run.sampler_kwargs or {})  # the model's own options are nutpie's
+        idata, seconds = run_nuts(
+            self.compiled,
+            chains=run.chains,
+            draws=run.draws,
+            tune=run.tune,
+            seed=run.seed,
+            target_accept=run.target_accept,
+            progressbar=run.progressbar,
+            data=data,
+            sampler_kwargs=kwargs,
+        )
+        diagnostics = convergence_report(idata)
+        model = self.model
+        metadata = {
+            "model": model.kind,
+            "model_version": model.version,
+            **design_metadata(self.built.design, model.groups),
+            "batch_depends_on_N": model.batch_depends_on_N,
+            "config": model.get_config(),
+            "package_version": __version__,
+            "data_sha256": data_fingerprint(self.sweeps),
+            "sampler": {
+                "name": self.compiled.sampler,
+                "chains": run.chains,
+                "draws": run.draws,
+                "tune": run.tune,
+                "target_accept": run.target_accept,
+            },
+            "seed": run.seed,
+            "fit_seconds": round(seconds + self.compiled.compile_seconds, 3),
+            "sample_seconds": round(seconds, 3),
+            "diagnostics": diagnostics,
+            **self.built.extra,
+        }
+        if weights is not None:
+            held = self.built.design.runs.loc[weights == 0, "setting"].unique().tolist()
+            metadata["held_out_settings"] = [str(s) for s in held]
+        kept = {name: getattr(idata, name) for name in ("posterior", "sample_stats")}
+        # unconstrained copies (``*_log__``) are sampler internals and the raw z/e draws are
+        # restated by the offsets and setting effects they build: neither is a parameter to keep
+        internal = [
+            v for v in kept["posterior"].data_vars if v.endswith("__") or v.startswith(("z_", "e_"))
+        ]
+        kept["posterior"] = kept["posterior"].drop_vars(internal)
+        post = model.posterior_class(kept, metadata)
+        post.warn_if_unconverged()
+        return post
+
+
+def fit(
+    sweeps: pd.DataFrame,
+    model: str = "optimum",
+    groups: tuple[str, ...] | list[str] = DEFAULT_GROUPS,
+    *,
+    batch_depends_on_N: bool = False,
+    sampler: str | None = None,
+    chains: int = 4,
+    draws: int = 1000,
+    tune: int = 1000,
+    seed: int = 0,
+    target_accept: float = 0.95,
+    progressbar: bool = True,
+    sampler_kwargs: dict | None = None,
+    **model_kwargs,
+) -> Posterior:
+    """Fit a model of the hierarchical Step Law by NUTS.
+
+    Parameters
+    ----------
+    sweeps : DataFrame
+        A sweep table in the package schema (:func:`load_sweeps` or :func:`read_sweeps`).
+    model : {"optimum", "landscape"}
+        ``"optimum"`` regresses the near-optimal runs' (lr, batch) on (N, D)
+        (:class:`~bayes_steplaw.bayes.optimum.OptimumModel`); ``"landscape"`` models the loss
+        bowl around each optimum (:class:`~bayes_steplaw.bayes.landscape.LandscapeModel`).
+    groups : sequence of str
+        Group columns, outermost first; nested or crossed is read off the data.
+    batch_depends_on_N : bool
+        Add δ·(ln N − ln N0) to the batch law.
+    sampler : {"nutpie", "pymc", "numpyro"}, optional
+        NUTS implementation; default nutpie when installed.
+    chains, draws, tune, seed, target_accept, progressbar
+        Sampler settings; ``seed`` makes the fit reproducible. The default target_accept of
+        0.95 is what the released data need to sample without divergences (the family scale
+        is estimated from two families). ``progressbar`` also prints the fit's phases.
+    sampler_kwargs : dict, optional
+        Passed to the sampler (nutpie's ``sample`` or PyMC's ``nuts_sampler_kwargs``).
+    **model_kwargs
+        The model's own options: ``threshold`` (optimum); ``window``, ``curvature``
+        (landscape).
+
+    Returns
+    -------
+    Posterior
+        An :class:`~bayes_steplaw.bayes.optimum.OptimumPosterior` or
+        :class:`~bayes_steplaw.bayes.landscape.LandscapePosterior`.
+    """
+    estimator = model_class(model)(groups, batch_depends_on_N=batch_depends_on_N, **model_kwargs)
+    return estimator.fit(
+        sweeps,
+        sampler=sampler,
+        chains=chains,
+        draws=draws,
+        tune=tune,
+        seed=seed,
+        target_accept=target_accept,
+        progressbar=progressbar,
+        sampler_kwargs=sampler_kwargs,
+    )

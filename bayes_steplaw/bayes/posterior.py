@@ -1,0 +1,469 @@
+"""The base posterior: netCDF I/O, metadata, the convergence gate, summaries, model kinds.
+
+A posterior file is an ArviZ-layout netCDF file (one netCDF group per InferenceData group)
+whose ``posterior`` group carries the fit's JSON metadata in the attribute
+``bayes_steplaw_metadata``; the metadata's ``model`` field names the model kind and picks the
+class that reads it. ArviZ can open the file (``arviz.from_netcdf``); this module reads it with
+xarray alone so that loading and predicting stay light.
+
+Each model module subclasses :class:`Posterior` with a ``kind`` and a ``version``; the subclass
+registers itself, so this module never imports a model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__
+from .._resources import resource_path
+from .._validate import DEFAULT_PROB, check_prob
+from .hierarchy import Hierarchy
+from .sampling import ConvergenceError, ConvergenceWarning, import_arviz
+
+if TYPE_CHECKING:  # xarray is imported where used: `predict --method paper` stays light
+    import xarray as xr
+
+METADATA_ATTR = "bayes_steplaw_metadata"
+MAX_SAMPLES = 1_000_000  # chains x draws a posterior of this package can hold
+MAX_VALUES = 200_000_000  # values in one variable (1.6 GB of float64)
+MAX_METADATA_BYTES = 10_000_000
+
+_KINDS: dict[str, type[Posterior]] = {}
+
+
+class PosteriorFileError(RuntimeError):
+    """A posterior file cannot be read, or was written by another model version."""
+
+
+def model_versions() -> dict[str, int]:
+    """Model kinds this package reads, with the version of each."""
+    return {kind: cls.version for kind, cls in _KINDS.items()}
+
+
+def posterior_class(kind: str) -> type[Posterior]:
+    """The posterior class registered for a model kind."""
+    if kind not in _KINDS:
+        raise ValueError(f"model must be one of {list(_KINDS)}; got {kind!r}")
+    return _KINDS[kind]
+
+
+# --------------------------------------------------------------------------- metadata schema
+
+_COMMON_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "model": str,
+    "model_version": int,
+    "hierarchy": dict,
+    "log_n0": (int, float),
+    "log_d0": (int, float),
+    "N_range": list,
+    "D_range": list,
+    "n_runs": int,
+    "n_settings": int,
+    "diagnostics": dict,
+}
+_DIAGNOSTIC_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "converged": bool,
+    "problems": list,
+    "variables": dict,
+}
+
+
+def _type_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = {"str": "a string", "int": "an integer", "float": "a number", "list": "a list"}
+    names |= {"dict": "an object", "bool": "true or false"}
+    return " or ".join(names.get(k.__name__, k.__name__) for k in kinds)
+
+
+def check_metadata(meta: Any, where: str, extra: dict | None = None) -> dict:
+    """Validate the shape of a posterior's metadata; PosteriorFileError names the field."""
+
+    def fail(field: str, expected: str, value: Any) -> None:
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise PosteriorFileError(
+            f"{where}: metadata field {field!r} must be {expected}; got {shown}"
+        )
+
+    if not isinstance(meta, dict):
+        fail("(top level)", "a JSON object", type(meta).__name__)
+    for fields, scope, prefix in (
+        ({**_COMMON_FIELDS, **(extra or {})}, meta, ""),
+        (_DIAGNOSTIC_FIELDS, meta.get("diagnostics"), "diagnostics."),
+    ):
+        for name, kind in fields.items():
+            if name not in scope:
+                raise PosteriorFileError(f"{where}: metadata lacks the field {prefix + name!r}")
+            value = scope[name]
+            ok = isinstance(value, kind) and not (kind in (int, (int, float)) and value is True)
+            if not ok or (isinstance(value, float) and not math.isfinite(value)):
+                fail(prefix + name, _type_name(kind), value)
+    for name in ("N_range", "D_range"):
+        rng = meta[name]
+        if not (
+            len(rng) == 2
+            and all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in rng)
+            and rng[0] <= rng[1]
+        ):
+            fail(name, "[low, high], two positive numbers", rng)
+    groups = meta.get("groups", [])
+    if not (isinstance(groups, list) and all(isinstance(g, str) for g in groups)):
+        fail("groups", "a list of column names", groups)
+    if not all(isinstance(p, str) for p in meta["diagnostics"]["problems"]):
+        fail("diagnostics.problems", "a list of strings", meta["diagnostics"]["problems"])
+    try:
+        Hierarchy.from_dict(meta["hierarchy"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        fail("hierarchy", f"a group hierarchy ({exc})", meta["hierarchy"])
+    return meta
+
+
+# --------------------------------------------------------------------------- draws to summaries
+
+
+def sorted_quantile(ordered: np.ndarray, q: float) -> np.ndarray:
+    """Quantile ``q`` of each row of sorted draws (numpy's default 'linear' method)."""
+    h = (ordered.shape[-1] - 1) * q
+    lo = int(np.floor(h))
+    hi = min(lo + 1, ordered.shape[-1] - 1)
+    return ordered[:, lo] + (h - lo) * (ordered[:, hi] - ordered[:, lo])
+
+
+def hdi_bounds(sorted_draws: np.ndarray, prob: float) -> tuple[np.ndarray, np.ndarray]:
+    """Narrowest interval holding ``prob`` of each row's sorted draws."""
+    n = sorted_draws.shape[-1]
+    width = int(np.floor(prob * n))
+    if width < 1 or width >= n:
+        raise ValueError(f"prob={prob} leaves no interval with {n} draws")
+    spans = sorted_draws[:, width:] - sorted_draws[:, : n - width]
+    start = np.argmin(spans, axis=1)
+    rows = np.arange(sorted_draws.shape[0])
+    return sorted_draws[rows, start], sorted_draws[rows, start + width]
+
+
+def interval_bounds(ordered: np.ndarray, prob: float, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """Equal-tailed (``"eti"``) or highest-density (``"hdi"``) bounds of sorted rows."""
+    if method == "eti":
+        return sorted_quantile(ordered, (1 - prob) / 2), sorted_quantile(ordered, (1 + prob) / 2)
+    return hdi_bounds(ordered, prob)
+
+
+# --------------------------------------------------------------------------- the base class
+
+
+class Posterior:
+    """Posterior draws of one fitted model plus the metadata of the fit.
+
+    Subclasses set ``kind`` and ``version`` (which registers them for :func:`load`),
+    ``metadata_fields`` (their own required metadata), ``save_drop`` (variables restated by
+    others, left out of saved files) and implement the model's predictive methods.
+    """
+
+    kind: ClassVar[str | None] = None
+    version: ClassVar[int] = 0
+    metadata_fields: ClassVar[dict[str, Any]] = {}
+    save_drop: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("kind"):
+            _KINDS[cls.kind] = cls
+
+    def __init__(self, groups: dict[str, xr.Dataset], metadata: dict):
+        self.groups = groups
+        self.metadata = metadata
+        self.hierarchy = Hierarchy.from_dict(metadata["hierarchy"])
+        self._flat: dict[str, np.ndarray] = {}
+        self._nonfinite: list[str] | None = None
+
+    @classmethod
+    def from_datasets(cls, groups: dict[str, xr.Dataset], metadata: dict) -> Posterior:
+        """Wrap InferenceData groups and metadata in the posterior class of their model."""
+        return _KINDS.get(metadata.get("model"), cls)(groups, metadata)
+
+    # ------------------------------------------------------------------ basics
+
+    @property
+    def posterior(self) -> xr.Dataset:
+        """The ``posterior`` group (dims ``chain``, ``draw`` and the parameter dims)."""
+        return self.groups["posterior"]
+
+    @property
+    def idata(self):
+        """The posterior as an ``arviz.InferenceData`` (imports ArviZ)."""
+        return import_arviz().InferenceData(**self.groups)
+
+    @property
+    def diagnostics(self) -> dict:
+        """Convergence report of the fit (R-hat, ESS, divergences, BFMI)."""
+        return self.metadata["diagnostics"]
+
+    @property
+    def converged(self) -> bool:
+        """Whether the fit passed the gate (R-hat <= 1.01, no divergence, ESS >= 400)."""
+        return bool(self.diagnostics["converged"])
+
+    @property
+    def groups_seen(self) -> list[str]:
+        """Group names the predictive methods accept, besides ``"new"``."""
+        return self.hierarchy.group_names()
+
+    @property
+    def n_samples(self) -> int:
+        """Chains x draws."""
+        return self.posterior.sizes["chain"] * self.posterior.sizes["draw"]
+
+    def flat(self, name: str) -> np.ndarray:
+        """A posterior variable with chain and draw stacked into a leading sample axis."""
+        if name not in self._flat:
+            da = self.posterior[name]
+            self._flat[name] = da.values.reshape(self.n_samples, *da.shape[2:])
+        return self._flat[name]
+
+    def gate(self, allow_unconverged: bool) -> None:
+        """Refuse to answer from a posterior that failed its convergence gate, unless asked."""
+        if not self.converged and not allow_unconverged:
+            raise ConvergenceError(
+                "this posterior failed its convergence checks ("
+                + "; ".join(self.diagnostics["problems"])
+                + "); pass allow_unconverged=True to use it anyway"
+            )
+        if self._nonfinite is None:
+            self._nonfinite = [
+                v for v, da in self.posterior.data_vars.items() if not np.isfinite(da.values).all()
+            ]
+        if self._nonfinite:
+            raise ConvergenceError(f"this posterior has non-finite draws of {self._nonfinite}")
+
+    def warn_if_unconverged(self) -> None:
+        """Emit a :class:`ConvergenceWarning` naming what failed, if anything did."""
+        if not self.converged:
+            warnings.warn(
+                "the fit did not converge: "
+                + "; ".join(self.diagnostics["problems"])
+                + ". Refit with more draws/tune or a higher target_accept; predicting needs "
+                "allow_unconverged=True on this posterior.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+
+    def __repr__(self) -> str:
+        m = self.metadata
+        return (
+            f"<{type(self).__name__} model={m['model']!r} v{m['model_version']} "
+            f"settings={m['n_settings']} runs={m['n_runs']} groups={self.groups_seen} "
+            f"samples={self.n_samples} converged={self.converged}>"
+        )
+
+    # ------------------------------------------------------------------ summaries
+
+    def summary(self, prob: float = DEFAULT_PROB, *, settings: bool = False) -> pd.DataFrame:
+        """Mean, sd, equal-tailed interval, R-hat and ESS of every parameter.
+
+        Raw sampler variables (``z_*``) are left out, and so are per-setting variables (those
+        with a ``setting`` dimension) unless ``settings=True``.
+        """
+        prob = check_prob(prob)
+        diag = self.diagnostics["variables"]
+        q = [(1 - prob) / 2, (1 + prob) / 2]
+        rows = []
+        for name, da in self.posterior.data_vars.items():
+            if name.startswith("z_") or (not settings and "setting" in da.dims):
+                continue
+            values = self.flat(name).reshape(self.n_samples, -1)
+            labels = [""]
+            if da.ndim > 2:
+                labels = [str(v) for v in da[da.dims[-1]].values]
+            lo, hi = np.quantile(values, q, axis=0)
+            for i, label in enumerate(labels):
+                rows.append(
+                    {
+                        "parameter": f"{name}[{label}]" if label else name,
+                        "mean": values[:, i].mean(),
+                        "sd": values[:, i].std(ddof=1),
+                        "lower": lo[i],
+                        "upper": hi[i],
+                        "r_hat": diag.get(name, {}).get("r_hat", np.nan),
+                        "ess_bulk": diag.get(name, {}).get("ess_bulk", np.nan),
+                        "ess_tail": diag.get(name, {}).get("ess_tail", np.nan),
+                    }
+                )
+        return pd.DataFrame(rows).set_index("parameter")
+
+    # ------------------------------------------------------------------ I/O
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the posterior as ArviZ-layout netCDF with the metadata as JSON.
+
+        The file is written to a unique temporary file beside ``path`` and renamed over it, so
+        a reader sees the old file or the new one, never a part, and concurrent writers do not
+        collide (the last complete one wins).
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {
+            **self.metadata,
+            "package_version": self.metadata.get("package_version", __version__),
+        }
+        groups = dict(self.groups)
+        drop = [v for v in self.save_drop if v in groups["posterior"]]
+        groups["posterior"] = groups["posterior"].drop_vars(drop)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            for i, (name, ds) in enumerate(groups.items()):
+                ds = ds.copy()
+                ds.attrs = {k: v for k, v in ds.attrs.items() if isinstance(v, (str, int, float))}
+                if name == "posterior":
+                    ds.attrs[METADATA_ATTR] = json.dumps(meta)
+                encoding = {v: {"zlib": True, "complevel": 4} for v in ds.data_vars}
+                ds.to_netcdf(
+                    tmp, group=name, mode="w" if i == 0 else "a", engine="h5netcdf",
+                    encoding=encoding,
+                )  # fmt: skip
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Posterior:
+        """Read a posterior written by :meth:`save`.
+
+        Called on a subclass (``LandscapePosterior.load``), the file must hold that kind.
+
+        Raises
+        ------
+        PosteriorFileError
+            The file is missing, unreadable or corrupted, lacks or has malformed metadata,
+            holds more draws than a posterior of this package can, or was written for another
+            model version or kind.
+        """
+        path = Path(path)
+        if path.is_dir():
+            raise PosteriorFileError(f"posterior file {path} is a directory, not a netCDF file")
+        if not path.is_file():
+            raise PosteriorFileError(f"posterior file {path} does not exist")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # h5py's notices on a damaged file
+            groups, meta = _read(path)
+        kind = meta["model"]
+        found = _KINDS[kind]
+        if not issubclass(found, cls):
+            raise PosteriorFileError(
+                f"{path} holds a {kind!r} posterior, but a {cls.kind or cls.__name__!r} one is "
+                f"needed here; fit one with `bayes-steplaw fit SWEEPS --model {cls.kind}`"
+            )
+        return found(groups, meta)
+
+
+def _read(path: Path) -> tuple[dict[str, xr.Dataset], dict]:
+    """Open lazily, check metadata and sizes, then load the data."""
+    import xarray as xr
+
+    datasets = {}
+    try:
+        for name in ("posterior", "sample_stats"):
+            try:
+                datasets[name] = xr.open_dataset(path, group=name, engine="h5netcdf")
+            except OSError as exc:
+                if name == "posterior" or "not found" not in str(exc).lower():
+                    raise
+    except Exception as exc:  # h5py and netCDF raise many types for a damaged file
+        for ds in datasets.values():
+            ds.close()
+        raise PosteriorFileError(
+            f"{path} is not a readable bayes-steplaw posterior (netCDF) file: {exc}"
+        ) from exc
+    try:
+        post = datasets["posterior"]
+        raw = post.attrs.get(METADATA_ATTR)
+        if raw is None:
+            raise PosteriorFileError(f"{path} has no {METADATA_ATTR} attribute: not ours")
+        if not isinstance(raw, str) or len(raw) > MAX_METADATA_BYTES:
+            raise PosteriorFileError(f"{path}: its metadata is not a JSON text of sane size")
+        try:
+            meta = json.loads(raw)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise PosteriorFileError(f"{path}: its metadata is not valid JSON ({exc})") from exc
+        kind = meta.get("model") if isinstance(meta, dict) else None
+        _check_kind(path, meta)
+        check_metadata(meta, str(path), _KINDS[kind].metadata_fields)
+        _check_sizes(path, datasets)
+        groups = {}
+        for name, ds in datasets.items():
+            try:
+                groups[name] = ds.load()
+            except Exception as exc:
+                raise PosteriorFileError(f"{path}: group {name!r} cannot be read: {exc}") from exc
+        groups["posterior"].attrs.pop(METADATA_ATTR, None)
+    finally:
+        for ds in datasets.values():
+            ds.close()
+    return groups, meta
+
+
+def _check_kind(path: Path, meta: Any) -> None:
+    """The file's model kind and version must be ones this package reads."""
+    if not isinstance(meta, dict):
+        raise PosteriorFileError(f"{path}: its metadata is not a JSON object")
+    kind, version = meta.get("model"), meta.get("model_version")
+    versions = model_versions()
+    if not isinstance(kind, str) or kind not in versions or version != versions[kind]:
+        package = meta.get("package_version", "unknown")
+        raise PosteriorFileError(
+            f"{path} holds model {str(kind)[:40]!r} version {str(version)[:20]}; this package "
+            f"(bayes-steplaw {__version__}) reads {versions}. Refit with "
+            f"bayes_steplaw.fit or use the package version that wrote it ({str(package)[:20]})."
+        )
+
+
+def _check_sizes(path: Path, datasets: dict[str, xr.Dataset]) -> None:
+    post = datasets["posterior"]
+    missing = [d for d in ("chain", "draw") if d not in post.sizes]
+    if missing:
+        raise PosteriorFileError(f"{path}: the posterior group lacks the dimension(s) {missing}")
+    samples = post.sizes["chain"] * post.sizes["draw"]
+    if samples > MAX_SAMPLES:
+        raise PosteriorFileError(
+            f"{path}: {samples} samples (chains x draws) exceed the {MAX_SAMPLES} a posterior "
+            f"of this package can hold"
+        )
+    for name, ds in datasets.items():
+        for var, da in ds.data_vars.items():
+            if da.size > MAX_VALUES:
+                raise PosteriorFileError(
+                    f"{path}: variable {name}/{var} holds {da.size} values, more than the "
+                    f"{MAX_VALUES} a posterior of this package can hold"
+                )
+
+
+def load(path: str | os.PathLike) -> Posterior:
+    """Load a posterior file written by :meth:`Posterior.save` (any model kind)."""
+    return Posterior.load(path)
+
+
+def load_default(model: str = "optimum") -> Posterior:
+    """The posterior fitted on the released dense + MoE data that ships with the package.
+
+    Parameters
+    ----------
+    model : {"optimum", "landscape"}
+    """
+    path = resource_path("models", f"{model}.nc")
+    if not path.is_file():
+        raise PosteriorFileError(
+            f"no shipped posterior for model {model!r} (looked for {path}); "
+            f"shipped models are written by `bayes-steplaw card {model} --refit`"
+        )
+    return Posterior.load(path)

@@ -1,0 +1,262 @@
+"""NUTS through PyMC or nutpie, compile-once reuse, and the convergence gate.
+
+A model is compiled once (:func:`compile_model`) and sampled any number of times
+(:func:`run_nuts`), with new values of its ``pm.Data`` containers each time, so held-out
+refits cost sampling only. :func:`convergence_report` reduces the sampler output to the JSON
+the posterior's metadata keeps and the gate reads. PyMC, nutpie and ArviZ are imported only
+inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib.util import find_spec
+from typing import Any
+
+import numpy as np
+
+SAMPLERS = ("nutpie", "pymc", "numpyro")
+RHAT_MAX = 1.01
+ESS_MIN = 400
+BFMI_MIN = 0.3
+
+
+class ConvergenceWarning(UserWarning):
+    """A fit did not pass the convergence gate."""
+
+
+class ConvergenceError(RuntimeError):
+    """Predicting from a posterior that did not pass the convergence gate."""
+
+
+def import_arviz():
+    """ArviZ, without the refactor notice it prints on import."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        import arviz as az
+    return az
+
+
+def default_sampler() -> str:
+    """``"nutpie"`` when installed, else ``"pymc"``."""
+    return "nutpie" if find_spec("nutpie") is not None else "pymc"
+
+
+def check_sampler(sampler: str | None) -> str:
+    """The sampler to use; ImportError when its package is missing."""
+    sampler = sampler or default_sampler()
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {list(SAMPLERS)}; got {sampler!r}")
+    if sampler != "pymc" and find_spec(sampler) is None:
+        raise ImportError(
+            f"sampler={sampler!r} needs the {sampler!r} package; install it or use 'pymc'"
+        )
+    return sampler
+
+
+# --------------------------------------------------------------------------- progress
+
+
+@contextmanager
+def phase(message: str, show: bool) -> Iterator[None]:
+    """Print ``message`` and, when it ends, its duration, on stderr when ``show``."""
+    start = time.perf_counter()
+    if show:
+        print(f"{message} ...", file=sys.stderr, flush=True)
+    yield
+    if show:
+        print(f"{message}: done in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+
+
+@contextmanager
+def _quiet_libraries(progressbar: bool) -> Iterator[None]:
+    # PyMC logs its set-up at INFO and PyMC/ArviZ/numba announce refactors and internals on
+    # every fit; our own phases and convergence report replace them.
+    pymc_log = logging.getLogger("pymc")
+    level = pymc_log.level
+    if not progressbar:
+        pymc_log.setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.filterwarnings("ignore", message=".*Cannot cache compiled function")
+        try:
+            yield
+        finally:
+            pymc_log.setLevel(level)
+
+
+# --------------------------------------------------------------------------- compile, sample
+
+
+@dataclass
+class Compiled:
+    """A model compiled for one sampler; sample it with :func:`run_nuts`."""
+
+    model: Any  # pymc.Model
+    sampler: str
+    nutpie_model: Any = None  # nutpie's CompiledModel, for sampler="nutpie"
+    compile_seconds: float = 0.0
+
+
+def compile_model(model, sampler: str | None = None, *, progressbar: bool = False) -> Compiled:
+    """Compile a PyMC model's log density (and gradient) once for ``sampler``.
+
+    nutpie compiles with numba through :mod:`._compile_cache`, which keeps the compiled code
+    on disk so that a later process with the same model structure skips the compilation.
+    PyMC's own sampler compiles C code that PyTensor caches itself.
+    """
+    sampler = check_sampler(sampler)
+    start = time.perf_counter()
+    nutpie_model = None
+    if sampler == "nutpie":
+        with phase("compiling the model (numba)", progressbar), _quiet_libraries(progressbar):
+            nutpie_model = _compile_nutpie(model)
+    return Compiled(model, sampler, nutpie_model, time.perf_counter() - start)
+
+
+def _compile_nutpie(model):
+    try:
+        from ._compile_cache import compile_nutpie
+    except ImportError:  # the cache is an optimisation: without it, compile as nutpie does
+        import nutpie
+
+        return nutpie.compile_pymc_model(model, backend="numba")
+    return compile_nutpie(model)
+
+
+def run_nuts(
+    compiled: Compiled,
+    *,
+    chains: int,
+    draws: int,
+    tune: int,
+    seed: int,
+    target_accept: float,
+    progressbar: bool,
+    data: Mapping[str, np.ndarray] | None = None,
+    sampler_kwargs: Mapping[str, Any] | None = None,
+):
+    """Sample a compiled model; ``data`` replaces its ``pm.Data`` values for this run.
+
+    Returns
+    -------
+    idata : arviz.InferenceData
+        ``posterior`` and ``sample_stats``.
+    seconds : float
+        Sampling time (compilation excluded).
+    """
+    kwargs = dict(sampler_kwargs or {})
+    start = time.perf_counter()
+    with phase(f"sampling {chains} chain(s)", progressbar), _quiet_libraries(progressbar):
+        if compiled.sampler == "nutpie":
+            import nutpie
+
+            model = compiled.nutpie_model
+            if data:
+                model = model.with_data(**data)
+            idata = nutpie.sample(
+                model,
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                seed=seed,
+                target_accept=target_accept,
+                progress_bar=progressbar,
+                save_warmup=False,
+                **kwargs,
+            )
+        else:
+            import pymc as pm
+
+            with compiled.model:
+                if data:
+                    pm.set_data(dict(data))
+                idata = pm.sample(
+                    draws=draws,
+                    tune=tune,
+                    chains=chains,
+                    random_seed=seed,
+                    progressbar=progressbar,
+                    nuts_sampler=compiled.sampler,
+                    compute_convergence_checks=False,
+                    target_accept=target_accept,
+                    cores=min(chains, os.cpu_count() or 1),
+                    **({"nuts_sampler_kwargs": kwargs} if kwargs else {}),
+                )
+    return idata, time.perf_counter() - start
+
+
+# --------------------------------------------------------------------------- the gate
+
+
+def reported_variables(posterior) -> list[str]:
+    """Posterior variables that the gate checks: all but raw (z_, e_) and internal ones."""
+    return [v for v in posterior.data_vars if not (v.startswith(("z_", "e_")) or v.endswith("__"))]
+
+
+def convergence_report(idata) -> dict:
+    """R-hat, bulk and tail ESS (worst element per variable), divergences and BFMI.
+
+    Returns a JSON-ready dict with ``converged`` and ``problems`` (one sentence per failure,
+    naming the parameters).
+    """
+    az = import_arviz()
+    post = idata.posterior
+    names = reported_variables(post)
+    n_chains = post.sizes["chain"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # single-chain R-hat and tiny samples warn
+        rhat = az.rhat(post, var_names=names) if n_chains > 1 else None
+        bulk = az.ess(post, var_names=names, method="bulk")
+        tail = az.ess(post, var_names=names, method="tail")
+
+    def worst(values, reduce) -> float:
+        values = np.asarray(values, dtype=float)
+        return float(reduce(values)) if np.isfinite(values).any() else float("nan")
+
+    per_var = {
+        name: {
+            "r_hat": worst(rhat[name].values, np.nanmax) if rhat is not None else float("nan"),
+            "ess_bulk": worst(bulk[name].values, np.nanmin),
+            "ess_tail": worst(tail[name].values, np.nanmin),
+        }
+        for name in names
+    }
+    stats = idata.sample_stats
+    divergences = int(stats["diverging"].values.sum()) if "diverging" in stats else 0
+    bfmi = []
+    if "energy" in stats:
+        energy = stats["energy"].values
+        bfmi = (np.square(np.diff(energy, axis=1)).mean(axis=1) / energy.var(axis=1)).tolist()
+    # NaN (a constant variable, or R-hat of one chain) fails no comparison: nothing to judge
+    bad_rhat = sorted(n for n, d in per_var.items() if d["r_hat"] > RHAT_MAX)
+    bad_ess = sorted(n for n, d in per_var.items() if min(d["ess_bulk"], d["ess_tail"]) < ESS_MIN)
+    problems = []
+    if bad_rhat:
+        problems.append(f"R-hat > {RHAT_MAX} for {', '.join(bad_rhat)}")
+    if divergences:
+        problems.append(f"{divergences} divergent transition(s)")
+    if bad_ess:
+        problems.append(f"bulk or tail ESS < {ESS_MIN} for {', '.join(bad_ess)}")
+    low_bfmi = [i for i, b in enumerate(bfmi) if b < BFMI_MIN]
+    if low_bfmi:
+        problems.append(f"BFMI < {BFMI_MIN} in chain(s) {low_bfmi}")
+    finite = list(per_var.values())
+    return {
+        "converged": not problems,
+        "problems": problems,
+        "divergences": divergences,
+        "bfmi": bfmi,
+        "max_r_hat": max((d["r_hat"] for d in finite), default=float("nan")),
+        "min_ess_bulk": min((d["ess_bulk"] for d in finite), default=float("nan")),
+        "min_ess_tail": min((d["ess_tail"] for d in finite), default=float("nan")),
+        "variables": per_var,
+    }

@@ -1,0 +1,241 @@
+"""The `logs` commands: quick-check and collect."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ._common import _fail, logs_app
+
+# --------------------------------------------------------------------------- logs
+# (commands of the `logs` group live below this line)
+
+
+_LOG_PATTERN_HELP = "File names (full match) that are logs; the largest number <k> is read."
+
+
+def _logs_args(base_dir: Path, dir_pattern: str, log_pattern: str) -> None:
+    """Check the arguments shared by the logs commands; exit with a one-line error."""
+    if not base_dir.exists():
+        _fail(f"BASE_DIR {str(base_dir)!r} does not exist; expected a directory of run folders")
+    if not base_dir.is_dir():
+        _fail(f"BASE_DIR {str(base_dir)!r} is a file; expected a directory of run folders")
+    for name, value in (("DIR_PATTERN", dir_pattern), ("--log-pattern", log_pattern)):
+        try:
+            re.compile(value)
+        except re.error as exc:
+            _fail(
+                f"{name} {value!r} is not a valid regular expression ({exc}); expected a "
+                f"Python regular expression such as 'step2v2_.*'"
+            )
+
+
+def _skip_printer(verbose: bool):
+    if not verbose:
+        return None
+
+    def on_skip(folder: Path, reason: str) -> None:
+        typer.echo(f"skip {folder}: {reason}", err=True)
+
+    return on_skip
+
+
+def _report_runs(frame) -> None:
+    """One stderr line per run that has a problem."""
+    for row in frame[frame["status"] != "ok"].itertuples():
+        typer.echo(f"{row.status}: {row.exp_name}: {row.problems}", err=True)
+
+
+_Base = Annotated[Path, typer.Argument(metavar="BASE_DIR", help="Folder searched for run folders.")]
+_Pattern = Annotated[
+    str,
+    typer.Argument(
+        metavar="DIR_PATTERN",
+        help="Regular expression: only folders whose name it matches (re.search) are entered.",
+    ),
+]
+_TargetIter = Annotated[
+    int | None,
+    typer.Option(help="Smoothed loss at the last logged iteration <= this one.", min=1),
+]
+_MaxCnt = Annotated[int, typer.Option(help="Loss lines read from the end of each log.", min=2)]
+_Window = Annotated[float, typer.Option(help="Smoothing window in iterations.", min=0.0)]
+_Workers = Annotated[
+    int | None, typer.Option(help="Parallel worker processes (default: one per CPU).", min=1)
+]
+_Progress = Annotated[
+    bool | None,
+    typer.Option(
+        "--progress/--no-progress", help="Progress bar on stderr (default: on a terminal only)."
+    ),
+]
+_Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="List skipped folders.")]
+_LogPattern = Annotated[str, typer.Option(help=_LOG_PATTERN_HELP)]
+_Strict = Annotated[bool, typer.Option("--strict", help="Exit with 1 when any run has a problem.")]
+
+
+@logs_app.command("quick-check")
+def logs_quick_check(
+    base_dir: _Base,
+    dir_pattern: _Pattern,
+    target_iter: _TargetIter = None,
+    max_cnt: _MaxCnt = 32768,
+    window: _Window = 100.0,
+    pretty: Annotated[bool, typer.Option("--pretty", help="Aligned table, not TSV.")] = False,
+    verbose: _Verbose = False,
+    workers: _Workers = None,
+    progress: _Progress = None,
+    log_pattern: _LogPattern = r"train_log_(\d+)\.(?:txt|log|csv|jsonl)",
+    strict: _Strict = False,
+) -> None:
+    """Smoothed final training loss of every run: one row per run, sorted by name.
+
+    Problems (no loss lines, nan/inf, a truncated last line, stopped early) go to stderr.
+    """
+    from ..logs import quick_check
+
+    _logs_args(base_dir, dir_pattern, log_pattern)
+    if window <= 0:
+        _fail(f"--window must be > 0 iterations; got {window}")
+    try:
+        frame = quick_check(
+            base_dir,
+            dir_pattern,
+            target_iter=target_iter,
+            max_cnt=max_cnt,
+            window=window,
+            log_pattern=log_pattern,
+            workers=workers,
+            progress=progress,
+            on_skip=_skip_printer(verbose),
+        )
+    except (OSError, ValueError) as exc:
+        _fail(str(exc), 1)
+    if frame.empty:
+        _fail(
+            f"no runs under {str(base_dir)!r}: no folder whose name matches "
+            f"'{dir_pattern}' holds logs named like '{log_pattern}' (see --verbose)",
+            1,
+        )
+    show = frame.sort_values("exp_name", kind="stable", ignore_index=True)[
+        ["exp_name", "smooth_loss", "target_iter", "final_iter"]
+    ]
+    if pretty:
+        text = show.astype(object).where(show.notna(), "-")
+        text["smooth_loss"] = [v if v == "-" else f"{v:.6f}" for v in text["smooth_loss"]]
+        typer.echo(text.to_string(index=False))
+    else:
+        typer.echo(show.to_csv(index=False, sep="\t", na_rep=""), nl=False)
+    _report_runs(frame)
+    if strict and (frame["status"] != "ok").any():
+        raise typer.Exit(1)
+
+
+@logs_app.command("collect")
+def logs_collect(
+    base_dir: _Base,
+    dir_pattern: _Pattern,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Sweep table (CSV) to write.")],
+    seq_len: Annotated[
+        int | None,
+        typer.Option(help="Sequence length of runs that do not state one (released: 2048).", min=1),
+    ] = None,
+    name_regex: Annotated[
+        str | None,
+        typer.Option(
+            help="Read hyperparameters from the experiment name with this regex's named groups "
+            "(e.g. 'lr(?P<lr>[0-9.e-]+)_bs(?P<bs>[0-9]+)') instead of the released naming."
+        ),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="KEY=VALUE",
+            help="A hyperparameter shared by all runs, e.g. --set n_dense_layers=1 (repeatable).",
+        ),
+    ] = None,
+    d_sig_figs: Annotated[
+        int,
+        typer.Option(
+            help="Round D = iterations x batch x seq_len to this many significant "
+            "figures, as the released data (0: exact).",
+            min=0,
+        ),
+    ] = 3,
+    min_runs: Annotated[int, typer.Option(help="Fewest runs per setting.", min=1)] = 3,
+    target_iter: _TargetIter = None,
+    max_cnt: _MaxCnt = 32768,
+    window: _Window = 100.0,
+    verbose: _Verbose = False,
+    workers: _Workers = None,
+    progress: _Progress = None,
+    log_pattern: _LogPattern = r"train_log_(\d+)\.(?:txt|log|csv|jsonl)",
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Fail, writing nothing, when any run has a problem.")
+    ] = False,
+) -> None:
+    """Write the runs as a sweep table in the package schema (read it with read_sweeps).
+
+    Hyperparameters: the experiment name (released naming, or --name-regex), hparams.json.
+
+    Unless given: N = n_layers (4 d_model^2 + 3 d_model d_ff), D = iterations x bs x seq_len.
+
+    Runs with problems are left out of the table and listed on stderr.
+    """
+    from ..datasets.sweeps import SweepValidationError
+    from ..logs import LogProblemsError, check_name_regex, collect
+
+    _logs_args(base_dir, dir_pattern, log_pattern)
+    if window <= 0:
+        _fail(f"--window must be > 0 iterations; got {window}")
+    if name_regex is not None:
+        try:
+            check_name_regex(name_regex)
+        except ValueError as exc:
+            _fail(str(exc).replace("name_regex", "--name-regex", 1))
+    defaults: dict[str, str] = {}
+    for item in set_ or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            _fail(f"--set expects KEY=VALUE, e.g. --set n_dense_layers=1; got {item!r}")
+        defaults[key.strip()] = value.strip()
+    try:
+        sweeps = collect(
+            base_dir,
+            dir_pattern,
+            seq_len=seq_len,
+            name_regex=name_regex,
+            defaults=defaults,
+            d_sig_figs=d_sig_figs or None,
+            target_iter=target_iter,
+            max_cnt=max_cnt,
+            window=window,
+            log_pattern=log_pattern,
+            on_problem="raise" if strict else "skip",
+            min_runs=min_runs,
+            workers=workers,
+            progress=progress,
+            on_skip=_skip_printer(verbose),
+        )
+    except (LogProblemsError, SweepValidationError) as exc:
+        _fail(str(exc), 1)
+    except (OSError, ValueError) as exc:
+        message = str(exc)
+        if message.startswith("defaults"):  # the API's name for what --set gives
+            message = "--set" + message.removeprefix("defaults")
+        _fail(message, 1)
+    sweeps.to_csv(out, index=False)
+    for row in sweeps[sweeps["problems"].fillna("") != ""].itertuples():
+        typer.echo(f"warning: {row.run}: {row.problems}", err=True)
+    for item in sweeps.attrs.get("excluded", []):
+        typer.echo(f"excluded: {item['run']}: {item['problems']}", err=True)
+    n_excluded = len(sweeps.attrs.get("excluded", []))
+    typer.echo(
+        f"wrote {len(sweeps)} runs in {sweeps['setting'].nunique()} settings to {out}"
+        + (f"; {n_excluded} run(s) excluded" if n_excluded else ""),
+        err=True,
+    )
