@@ -229,6 +229,25 @@ class Posterior:
             self._flat[name] = da.values.reshape(self.n_samples, *da.shape[2:])
         return self._flat[name]
 
+    def subsample(self, n_samples: int, seed: int = 0) -> Posterior:
+        """The same posterior on ``n_samples`` draws picked without replacement (one chain).
+
+        For light exports (the planner page) and quick checks; diagnostics and metadata are
+        those of the full fit.
+        """
+        from .._validate import check_count
+
+        n_samples = check_count(n_samples, "n_samples")
+        if n_samples >= self.n_samples:
+            return self
+        rng = np.random.default_rng(seed)
+        pick = np.sort(rng.choice(self.n_samples, n_samples, replace=False))
+        stacked = self.posterior.stack(sample=("chain", "draw")).isel(sample=pick)
+        stacked = stacked.drop_vars(["sample", "chain", "draw"]).rename(sample="draw")
+        post = stacked.expand_dims(chain=[0]).transpose("chain", "draw", ...)
+        post = post.assign_coords(draw=np.arange(n_samples))
+        return type(self)({"posterior": post}, self.metadata)
+
     def gate(self, allow_unconverged: bool) -> None:
         """Refuse to answer from a posterior that failed its convergence gate, unless asked."""
         if not self.converged and not allow_unconverged:
