@@ -27,7 +27,10 @@ DEFAULT_SEQ_LEN = 2048
 def positive_array(value: Any, name: str) -> np.ndarray:
     """``value`` as a float array whose entries are all finite and > 0."""
     try:
-        arr = np.asarray(value, dtype=float)
+        raw = np.asarray(value)
+        if raw.dtype == bool:  # True would read as 1.0: a flag is not a size
+            raise TypeError(name)
+        arr = np.asarray(raw, dtype=float)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be positive and finite numbers; got {value!r}") from None
     bad = ~(np.isfinite(arr) & (arr > 0))
@@ -56,7 +59,9 @@ def broadcast(named: dict[str, Any]) -> tuple[tuple[np.ndarray, ...], tuple[int,
         out = np.broadcast_arrays(*arrays)
     except ValueError:
         shapes = ", ".join(f"{k} {a.shape}" for k, a in zip(named, arrays))
-        raise ValueError(f"{' and '.join(named)} must broadcast together; got {shapes}") from None
+        raise ValueError(
+            f"{', '.join(named)} cannot be broadcast together; shapes {shapes}"
+        ) from None
     return tuple(out), out[0].shape if out else ()
 
 

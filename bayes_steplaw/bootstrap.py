@@ -39,7 +39,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._validate import check_prob, check_seq_len, positive_array, scalar
 from .datasets.registry import DataError, fetch
+from .laws import PAPER_TABLE2
+from .ols import bootstrap_ols, resample_indices, row_counts, weighted_ols
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -66,17 +69,6 @@ CONSTANTS = ("lr_coef", "alpha", "beta", "bs_coef", "gamma")
 """The five constants of the paper's Table 2, ``lr = lr_coef N^alpha D^beta`` and
 ``bs = bs_coef D^gamma`` (tokens); ``lr_coef`` and ``bs_coef`` are exp() of mean intercepts."""
 
-PAPER_TABLE2: dict[str, float] = {
-    "lr_coef": 1.79,
-    "alpha": -0.713,
-    "beta": 0.307,
-    "bs_coef": 0.58,
-    "gamma": 0.571,
-}
-"""The constants as printed in the paper's Table 2. The published ensemble's exp(mean
-``lr_intercept``) is 1.7973, which the paper prints as 1.79 (truncated); the other four are the
-ensemble means rounded."""
-
 PREDICT_COLUMNS = (
     "N",
     "D",
@@ -94,191 +86,12 @@ PREDICT_COLUMNS = (
 SWEEP_COLUMNS = ("N", "D", "lr", "batch_tokens", "loss", "setting")
 """Columns :meth:`BootstrapOLS.fit` needs (the canonical schema of :mod:`bayes_steplaw.sweeps`)."""
 
-RCOND = 1e-10
-"""A resample's design is singular when a covariate's weighted variance is at most ``RCOND``
-times its mean square about the covariate's overall mean (it is constant to working precision,
-e.g. every drawn run has the same ``N``), or when the reciprocal condition number of the
-covariates' correlation matrix is at most ``RCOND`` (collinear, e.g. only two distinct
-``(N, D)`` settings drawn)."""
-
 _UPSTREAM_HEADER = "N D seq_len lr bs bs_in_sample"
 _CHUNK_CELLS = 1 << 22  # points x resamples evaluated at once in predict()
 
 
 class DegenerateResampleWarning(UserWarning):
     """Some bootstrap resamples had a singular design and were left out (NaN rows)."""
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def _positive(value: Any, name: str) -> np.ndarray:
-    """``value`` as a float array whose entries are all finite and > 0, else ValueError."""
-    try:
-        arr = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive finite number; got {value!r}") from None
-    bad = ~(np.isfinite(arr) & (arr > 0))
-    if bad.any():
-        if arr.ndim == 0:
-            raise ValueError(f"{name} must be positive and finite; got {value!r}")
-        first = arr.ravel()[np.flatnonzero(bad.ravel())[0]]
-        raise ValueError(
-            f"{name} must be positive and finite; {int(bad.sum())} of {arr.size} values are "
-            f"not (e.g. {first})"
-        )
-    return arr
-
-
-def _scalar(value: Any, name: str) -> float:
-    arr = _positive(value, name)
-    if arr.ndim != 0:
-        raise ValueError(f"{name} must be a single number here; got an array of shape {arr.shape}")
-    return float(arr)
-
-
-def _seq_len_int(value: Any) -> int:
-    """A positive integral sequence length (upstream's ``seq_len: int``)."""
-    if isinstance(value, bool):
-        raise ValueError(f"seq_len must be a positive integer; got {value!r}")
-    if isinstance(value, numbers.Integral):
-        out = int(value)
-    else:
-        num = _scalar(value, "seq_len")
-        if num != math.floor(num):
-            raise ValueError(f"seq_len must be a positive integer; got {value!r}")
-        out = int(num)
-    if out <= 0:
-        raise ValueError(f"seq_len must be a positive integer; got {value!r}")
-    return out
-
-
-def _check_prob(prob: float) -> float:
-    try:
-        p = float(prob)
-    except (TypeError, ValueError):
-        raise ValueError(f"prob must be a number between 0 and 1; got {prob!r}") from None
-    if not 0 < p < 1:
-        raise ValueError(f"prob must be between 0 and 1 (exclusive); got {prob!r}")
-    return p
-
-
-# --------------------------------------------------------------------------- batched OLS
-
-
-def resample_indices(n_runs: int, n_boot: int, seed: int | None = 0) -> np.ndarray:
-    """Draw the bootstrap resamples: an ``(n_boot, n_runs)`` matrix of row indices.
-
-    Row ``k`` holds the indices of the runs in resample ``k``, drawn uniformly with
-    replacement by ``numpy.random.default_rng(seed)``.
-
-    Parameters
-    ----------
-    n_runs : int
-        Number of runs resampled (each resample has as many draws as runs).
-    n_boot : int
-        Number of resamples.
-    seed : int or None
-        Seed of the generator; ``None`` draws fresh entropy.
-
-    Returns
-    -------
-    numpy.ndarray
-        Integer array of shape ``(n_boot, n_runs)``.
-    """
-    for value, name in ((n_runs, "n_runs"), (n_boot, "n_boot")):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-            raise ValueError(f"{name} must be a positive integer; got {value!r}")
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, int(n_runs), size=(int(n_boot), int(n_runs)))
-
-
-def _counts(indices: np.ndarray, n_runs: int) -> np.ndarray:
-    """How often each run occurs in each resample: ``(n_boot, n_runs)`` float array."""
-    n_boot = indices.shape[0]
-    flat = (indices + n_runs * np.arange(n_boot)[:, None]).ravel()
-    return np.bincount(flat, minlength=n_boot * n_runs).reshape(n_boot, n_runs).astype(float)
-
-
-def _weighted_ols(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """OLS with intercept of ``y`` on ``X`` for each weight row of ``w``, solved batched.
-
-    Count-weighted normal equations for every resample from one matrix product: ``w`` times
-    the columns ``x, y, x x^T, x y`` of the data centred at their overall means (centring keeps
-    the moments of order one, although ``ln N`` and ``ln D`` are large numbers). Each
-    resample's centred covariance is scaled to a correlation matrix and solved in one batched
-    :func:`numpy.linalg.solve`.
-
-    Returns
-    -------
-    coef : (n_boot, 1 + p) array
-        Intercept, then slopes; NaN rows where the design is singular (see :data:`RCOND`).
-    ok : (n_boot,) bool array
-        False where the design is singular.
-    """
-    n_boot, p = w.shape[0], X.shape[1]
-    x_bar, y_bar = X.mean(axis=0), y.mean()
-    Xg, yg = X - x_bar, y - y_bar
-    cross = (Xg[:, :, None] * Xg[:, None, :]).reshape(len(Xg), p * p)
-    moments = np.column_stack([Xg, yg, cross, Xg * yg[:, None]])  # (n, p + 1 + p^2 + p)
-    S = (w @ moments) / w.sum(axis=1)[:, None]  # weighted means, one row per resample
-    mu_x, mu_y = S[:, :p], S[:, p]
-    Sxx = S[:, p + 1 : p + 1 + p * p].reshape(n_boot, p, p)
-    Cxx = Sxx - mu_x[:, :, None] * mu_x[:, None, :]  # weighted covariance of the covariates
-    Cxy = S[:, -p:] - mu_x * mu_y[:, None]
-    var = np.einsum("bpp->bp", Cxx)
-    ok = (var > RCOND * np.einsum("bpp->bp", Sxx)).all(axis=1)
-    scale = np.sqrt(np.where(var > 0, var, 1.0))
-    R = Cxx / (scale[:, :, None] * scale[:, None, :])
-    if p > 1:
-        eig = np.linalg.eigvalsh(np.where(ok[:, None, None], R, np.eye(p)))
-        ok &= eig[:, 0] > RCOND * eig[:, -1]
-    coef = np.full((n_boot, 1 + p), np.nan)
-    if ok.any():
-        z = np.linalg.solve(R[ok], (Cxy[ok] / scale[ok])[:, :, None])[:, :, 0]
-        slopes = z / scale[ok]
-        coef[ok, 1:] = slopes
-        coef[ok, 0] = (y_bar - slopes @ x_bar) + (
-            mu_y[ok] - np.einsum("bp,bp->b", mu_x[ok], slopes)
-        )
-    return coef, ok
-
-
-def bootstrap_ols(X: Any, y: Any, indices: Any) -> np.ndarray:
-    """OLS with intercept of ``y`` on ``X``, for every bootstrap resample at once.
-
-    Parameters
-    ----------
-    X : array_like, shape (n, p)
-        Covariates (no intercept column; one is added). A 1-D array is one covariate.
-    y : array_like, shape (n,)
-        Response.
-    indices : array_like of int, shape (n_boot, m)
-        Row ``k`` lists the rows of ``X``/``y`` in resample ``k`` (with repeats), e.g. from
-        :func:`resample_indices`.
-
-    Returns
-    -------
-    numpy.ndarray, shape (n_boot, 1 + p)
-        Intercept then slopes of each resample's least-squares fit; a row is NaN where the
-        resample's design is singular (e.g. every drawn run has the same ``N``; see
-        :data:`RCOND`).
-    """
-    X = np.asarray(X, dtype=float)
-    if X.ndim == 1:
-        X = X[:, None]
-    y = np.asarray(y, dtype=float)
-    idx = np.asarray(indices)
-    if X.ndim != 2 or y.shape != (X.shape[0],):
-        raise ValueError(f"X must be (n, p) and y (n,); got {X.shape} and {y.shape}")
-    if idx.ndim != 2 or not np.issubdtype(idx.dtype, np.integer):
-        raise ValueError(f"indices must be a 2-D integer array; got {idx.dtype} {idx.shape}")
-    if idx.size and (idx.min() < 0 or idx.max() >= X.shape[0]):
-        raise ValueError(f"indices must lie in [0, {X.shape[0]}); got {idx.min()}..{idx.max()}")
-    if not (np.isfinite(X).all() and np.isfinite(y).all()):
-        raise ValueError("X and y must be finite")
-    coef, _ = _weighted_ols(X, y, _counts(idx, X.shape[0]))
-    return coef
 
 
 # --------------------------------------------------------------------------- the ensemble
@@ -483,15 +296,15 @@ class BootstrapOLS:
         n = len(kept)
 
         ones = np.ones((1, n))
-        _, ok_lr = _weighted_ols(X_lr, y_lr, ones)
-        _, ok_bs = _weighted_ols(X_bs, y_bs, ones)
+        _, ok_lr = weighted_ols(X_lr, y_lr, ones)
+        _, ok_bs = weighted_ols(X_bs, y_bs, ones)
         if not (ok_lr[0] and ok_bs[0]):
             raise ValueError(_unidentified(kept, threshold, lr_ok=bool(ok_lr[0])))
 
         indices = resample_indices(n, n_boot, seed)
-        counts = _counts(indices, n)
-        lr_coef, ok1 = _weighted_ols(X_lr, y_lr, counts)
-        bs_coef, ok2 = _weighted_ols(X_bs, y_bs, counts)
+        counts = row_counts(indices, n)
+        lr_coef, ok1 = weighted_ols(X_lr, y_lr, counts)
+        bs_coef, ok2 = weighted_ols(X_bs, y_bs, counts)
         coef = np.concatenate([lr_coef, bs_coef], axis=1)
         failed = ~(ok1 & ok2)
         coef[failed] = np.nan
@@ -636,9 +449,9 @@ class BootstrapOLS:
         N D seq_len lr bs bs_in_sample
         7000000000.0 1400000000000.0 2048 9.347e-04 ...
         """
-        n_val = _scalar(N, "N")
-        d_val = _scalar(D, "D")
-        seq = _seq_len_int(seq_len)
+        n_val = scalar(N, "N")
+        d_val = scalar(D, "D")
+        seq = check_seq_len(seq_len)
         # one-element arrays, as the upstream Series: the same numpy log/exp loops
         log_lr, log_bs = self._mean_law(np.log(np.array([n_val])), np.log(np.array([d_val])))
         lr = float(np.exp(log_lr)[0])
@@ -671,9 +484,9 @@ class BootstrapOLS:
         """
         import pandas as pd
 
-        p = _check_prob(prob)
+        p = check_prob(prob)
         n_arr, d_arr, s_arr = (
-            _positive(v, name) for v, name in ((N, "N"), (D, "D"), (seq_len, "seq_len"))
+            positive_array(v, name) for v, name in ((N, "N"), (D, "D"), (seq_len, "seq_len"))
         )
         try:
             n_arr, d_arr, s_arr = (a.ravel() for a in np.broadcast_arrays(n_arr, d_arr, s_arr))

@@ -17,7 +17,24 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-NEW = "new"
+from ..datasets.sweeps import NEW, unqueryable
+
+
+def check_group_values(frame: pd.DataFrame, columns) -> None:
+    """ValueError naming the group values that could never be queried, and where they are."""
+    problems = []
+    for col in columns:
+        bad = unqueryable(frame[col])
+        if bad.any():
+            values = sorted(set(frame.loc[bad, col].astype(str)))
+            rows = ", ".join(map(str, frame.index[bad.to_numpy()][:10]))
+            problems.append(f"column {col!r}: {values} (rows {rows})")
+    if problems:
+        raise ValueError(
+            "group names that could never be queried: " + "; ".join(problems) + ". '/' and '@' "
+            "join nested and crossed groups in a group name and 'new' stands for a never-seen "
+            "group: rename these values (e.g. 'dense-moe', 'new-arch')"
+        )
 
 
 @dataclass(frozen=True)
@@ -57,6 +74,7 @@ class Hierarchy:
             )
         if not columns:
             return cls(()), np.zeros((len(frame), 0), dtype=int)
+        check_group_values(frame, columns)
         levels: list[Level] = []
         index_columns: list[np.ndarray] = []
         parent_path: pd.Series | None = None  # path of the deepest nested level so far

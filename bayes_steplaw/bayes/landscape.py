@@ -40,31 +40,19 @@ import pandas as pd
 from .._format import format_param, markdown_table
 from .._validate import (
     DEFAULT_PROB,
-    DEFAULT_SEQ_LEN,
     DEFAULT_TOL,
-    broadcast,
     check_choice,
-    check_count,
     check_prob,
-    check_seq_len,
-    check_tol,
-    legacy_positional,
-    positive_array,
-    renamed,
     scalar,
 )
 from ..datasets.sweeps import relative_loss
 from .bowl import (
-    ExcessLoss,
-    PlateauRegion,
-    Recommendation,
-    count_inside,
+    PlateauAnswers,
     cross_term,
     log_likelihood,
     loss_mean_scale,
-    lr_intervals,
+    plateau_half_widths,
     quadratic,
-    quadratic_gradient,
 )
 from .design import DEFAULT_GROUPS, Design, build_design, level_dims
 from .law import PRIORS, StepLawPosterior, law_means
@@ -86,7 +74,6 @@ LANDSCAPE_PRIORS = {
     "sigma_loss_q": ("HalfNormal", 0.5),
     "nu": ("Gamma", 2.0, 0.1),
 }
-_CELLS = 1 << 22  # points x samples evaluated at once
 
 
 def landscape_runs(sweeps: pd.DataFrame, window: float = DEFAULT_WINDOW) -> pd.DataFrame:
@@ -134,14 +121,15 @@ def _log_curvature(which: str, design: Design, curvature: str, column: str | Non
     return out
 
 
-class LandscapePosterior(StepLawPosterior):
+class LandscapePosterior(PlateauAnswers, StepLawPosterior):
     """Posterior of the loss-landscape model.
 
     Besides the Step-Law predictive (``predict``: the optimum's location), it answers where a
-    new run lands on the bowl. Every method takes ``(N, D[, lr, batch_tokens])`` broadcast
-    together and a keyword ``group`` (``"dense"``, ``"moe/1in8"``, ..., ``"new"``); the
-    optimum's location includes the law's uncertainty and the scatter of optima between
-    settings, the bowl's shape its posterior uncertainty. Pure numpy: nothing imports PyMC.
+    new run lands on the bowl (:class:`~bayes_steplaw.bayes.bowl.PlateauAnswers`:
+    ``plateau_probability``, ``relative_loss``, ``plateau_region``, ``recommend``) from the
+    per-draw geometry of :meth:`bowl`: the optimum's location includes the law's uncertainty
+    and the scatter of optima between settings, the bowl's shape its posterior uncertainty.
+    Pure numpy: nothing imports PyMC.
     """
 
     kind = "landscape"
@@ -198,331 +186,6 @@ class LandscapePosterior(StepLawPosterior):
             "sigma1": self.flat("sigma_loss_q"),
             "nu": self.flat("nu"),
         }
-
-    def _thresholds(self, g: dict, tol: float, predictive: bool, seed: int) -> np.ndarray:
-        """Per-draw bound on q for the event 'relative loss <= tol'.
-
-        Without noise the event is q <= tol. With run noise ε ~ t_ν (one draw of ε per
-        posterior draw: a Monte Carlo sample of the predictive), it is
-        q·(1 + σ1·ε) + σ0·ε <= tol, i.e. q <= (tol − σ0·ε) / (1 + σ1·ε) when 1 + σ1·ε > 0,
-        and always true otherwise (so large a negative ε that any run beats the tolerance).
-        """
-        if not predictive:
-            return np.full(self.n_samples, tol)
-        rng = np.random.default_rng([seed, 1])
-        eps = rng.standard_t(g["nu"])
-        scale = 1.0 + g["sigma1"] * eps
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = (tol - g["sigma0"] * eps) / scale
-        return np.where(scale > 0, t, np.inf)
-
-    def _settings(self, named: dict) -> tuple[tuple[np.ndarray, ...], tuple, list]:
-        """Broadcast ``named`` (N and D first), flatten, and group the points by setting.
-
-        Returns the flat arrays, the broadcast shape and ``[(index, N, D), ...]`` per distinct
-        (N, D) (one geometry per setting keeps memory at one float per point and draw).
-        """
-        arrays, shape = broadcast(named)
-        flat = tuple(a.ravel() for a in arrays)
-        pairs, inverse = np.unique(np.stack(flat[:2], axis=1), axis=0, return_inverse=True)
-        inverse = inverse.ravel()
-        return flat, shape, [(np.flatnonzero(inverse == i), n, d) for i, (n, d) in enumerate(pairs)]
-
-    # ------------------------------------------------------------------ public API
-
-    def plateau_probability(
-        self,
-        N,
-        D,
-        lr,
-        batch_tokens,
-        *args,
-        tol: float | None = None,
-        group: str | None = None,
-        predictive: bool | None = None,
-        seed: int = 0,
-        allow_unconverged: bool = False,
-    ):
-        """Posterior probability that a new run at (lr, batch) finishes on the plateau.
-
-        The event: the run's final smoothed loss is at most ``(1 + tol)·L*``, where ``L*`` is
-        the best loss attainable at this setting (the bottom of its bowl, without run noise).
-        With ``predictive=False`` this is P(q(x, y) <= tol): the run's *expected* loss lies
-        within ``tol`` of the best, integrating the uncertainty of where the optimum is (law
-        and setting scatter) and of the bowl's shape. With ``predictive=True`` the run's own
-        noise ``(σ0 + σ1·q)·t_ν`` is added, so the event is about the loss the run will
-        actually report (Monte Carlo: one noise draw per posterior draw).
-
-        The paper's relative loss is measured against the *observed* minimum of a sweep,
-        which lies below ``L*`` by the luck of the best of many noisy runs; the event here
-        does not depend on how many other runs one makes.
-
-        Parameters
-        ----------
-        N, D, lr, batch_tokens : float or array-like
-            Settings (non-embedding parameters, training tokens) and runs (peak learning
-            rate, batch size in tokens); all four broadcast together.
-        tol : float
-            Relative-loss tolerance (default :data:`DEFAULT_TOL`, the paper's 0.25%).
-        group : str
-            Group name (see :attr:`groups_seen`) or ``"new"``; default ``"dense"``.
-        predictive : bool
-            Include run-to-run loss noise (default False).
-        seed : int
-            Seed of the setting-scatter (and noise) draws.
-        allow_unconverged : bool
-            Use a posterior that failed its convergence gate.
-
-        Returns
-        -------
-        numpy.ndarray or numpy.float64
-            Probability with the broadcast shape of the inputs (a scalar for scalars).
-        """
-        opts = legacy_positional(
-            "plateau_probability", args, {"tol": tol, "group": group, "predictive": predictive},
-            {"tol": DEFAULT_TOL, "group": "dense", "predictive": False},
-        )  # fmt: skip
-        tol, group, predictive = check_tol(opts["tol"]), opts["group"], bool(opts["predictive"])
-        self.gate(allow_unconverged)
-        (_, _, lr_flat, bs_flat), shape, settings = self._settings(
-            {"N": N, "D": D, "lr": lr, "batch_tokens": batch_tokens}
-        )
-        counts = np.empty(lr_flat.size, dtype=np.int64)
-        for index, n_, d_ in settings:
-            g = self.bowl(n_, d_, group, seed)
-            t = self._thresholds(g, tol, predictive, seed)
-            counts[index] = self._count(g, t, np.log(lr_flat[index]), np.log(bs_flat[index]))
-        return (counts / self.n_samples).reshape(shape)[()]
-
-    def _count(self, g: dict, t: np.ndarray, log_lr: np.ndarray, log_bs: np.ndarray):
-        """Per point, the number of draws whose sublevel set {q <= t} holds it."""
-        levels, row = np.unique(log_bs, return_inverse=True)
-        row = row.ravel()
-        counts = np.empty(log_lr.size, dtype=np.int64)
-        # blocks of distinct batch sizes keep (batches x samples) arrays bounded
-        per_block = max(1, _CELLS // self.n_samples)
-        order = np.argsort(row, kind="stable")
-        starts = np.searchsorted(row[order], np.arange(0, len(levels) + per_block, per_block))
-        for i, first in enumerate(range(0, len(levels), per_block)):
-            sel = order[starts[i] : starts[i + 1]]
-            y = levels[first : first + per_block, None] - g["m_bs"]
-            lo, hi = lr_intervals(y, t, g["a"], g["b"], g["h"], g["k"])
-            # intervals in ln lr itself: shift by each draw's optimum
-            counts[sel] = count_inside(
-                lo + g["m_lr"], hi + g["m_lr"], row[sel] - first, log_lr[sel]
-            )
-        return counts
-
-    def relative_loss(
-        self,
-        N,
-        D,
-        lr,
-        batch_tokens,
-        *args,
-        group: str | None = None,
-        predictive: bool | None = None,
-        seed: int = 0,
-        allow_unconverged: bool = False,
-    ) -> ExcessLoss:
-        """Draws of the relative excess loss ``loss / L* − 1`` of a new run at (lr, batch).
-
-        Without ``predictive`` the draws are q(x, y), the run's expected excess; with it, one
-        noise draw ``(σ0 + σ1·q)·t_ν`` per (input, draw) is added. All four inputs broadcast;
-        memory: one float per input and posterior draw.
-        """
-        opts = legacy_positional(
-            "relative_loss", args, {"group": group, "predictive": predictive},
-            {"group": "dense", "predictive": False},
-        )  # fmt: skip
-        group, predictive = opts["group"], bool(opts["predictive"])
-        self.gate(allow_unconverged)
-        (_, _, lr_flat, bs_flat), shape, settings = self._settings(
-            {"N": N, "D": D, "lr": lr, "batch_tokens": batch_tokens}
-        )
-        q = np.empty((lr_flat.size, self.n_samples))
-        for index, n_, d_ in settings:
-            g = self.bowl(n_, d_, group, seed)
-            x = np.log(lr_flat[index])[:, None] - g["m_lr"]
-            y = np.log(bs_flat[index])[:, None] - g["m_bs"]
-            q[index] = quadratic(x, y, g["a"], g["b"], g["h"], g["k"])
-            if predictive:
-                rng = np.random.default_rng([seed, 2])
-                noise = rng.standard_t(g["nu"], size=(index.size, self.n_samples))
-                q[index] += (g["sigma0"] + g["sigma1"] * q[index]) * noise
-        lr_b, bs_b = (a.reshape(shape) for a in (lr_flat, bs_flat))
-        return ExcessLoss(q.reshape(*shape, self.n_samples), lr_b, bs_b, predictive)
-
-    def plateau_region(
-        self,
-        N,
-        D,
-        *args,
-        tol: float | None = None,
-        min_prob: float | None = None,
-        group: str | None = None,
-        lr=None,
-        batch_tokens=None,
-        n_grid: int = 121,
-        predictive: bool = False,
-        seed: int = 0,
-        allow_unconverged: bool = False,
-        prob: float | None = None,
-    ) -> PlateauRegion:
-        """The (lr, batch) settings at one (N, D) whose plateau probability is >= ``min_prob``.
-
-        Parameters
-        ----------
-        N, D : float
-            One setting (a region is a grid per setting).
-        tol : float
-            Relative-loss tolerance of the plateau (default :data:`DEFAULT_TOL`).
-        min_prob : float
-            Probability threshold of the region (default 0.9). (``prob=`` is its old name.)
-        lr, batch_tokens : array-like, optional
-            Grid axes; default ``n_grid`` log-spaced values covering the posterior median
-            optimum ×/÷ e^2.5 in lr and e^3 in batch.
-        Other parameters as in :meth:`plateau_probability`.
-        """
-        if prob is not None:
-            min_prob = renamed("plateau_region", "prob", "min_prob", prob)
-        opts = legacy_positional(
-            "plateau_region", args, {"tol": tol, "min_prob": min_prob, "group": group},
-            {"tol": DEFAULT_TOL, "min_prob": DEFAULT_PROB, "group": "dense"},
-        )  # fmt: skip
-        tol, group = check_tol(opts["tol"]), opts["group"]
-        min_prob = check_prob(opts["min_prob"], "prob" if prob is not None else "min_prob")
-        check_count(n_grid, "n_grid", minimum=2)
-        self.gate(allow_unconverged)
-        g = self.bowl(N, D, group, seed)
-        if lr is None:
-            centre = np.median(g["m_lr"])
-            lr = np.exp(np.linspace(centre - 2.5, centre + 2.5, n_grid))
-        if batch_tokens is None:
-            centre = np.median(g["m_bs"])
-            batch_tokens = np.exp(np.linspace(centre - 3.0, centre + 3.0, n_grid))
-        lr = np.sort(positive_array(lr, "lr").ravel())
-        batch_tokens = np.sort(positive_array(batch_tokens, "batch_tokens").ravel())
-        p = self.plateau_probability(
-            N, D, lr[None, :], batch_tokens[:, None], tol=tol, group=group,
-            predictive=predictive, seed=seed, allow_unconverged=True,
-        )  # fmt: skip
-        inside = p >= min_prob
-        lr_grid = np.broadcast_to(lr, p.shape)
-        bounds = pd.DataFrame(
-            {
-                "batch_tokens": batch_tokens,
-                "lr_min": np.where(inside, lr_grid, np.inf).min(axis=1),
-                "lr_max": np.where(inside, lr_grid, -np.inf).max(axis=1),
-                "max_probability": p.max(axis=1),
-            }
-        )
-        bounds.loc[~inside.any(axis=1), ["lr_min", "lr_max"]] = np.nan
-        return PlateauRegion(
-            float(N), float(D), group, float(tol), min_prob, lr, batch_tokens, p, bounds
-        )
-
-    def expected_relative_loss(
-        self, N, D, lr, batch_tokens, *args, group: str | None = None, seed: int = 0
-    ) -> np.ndarray:
-        """Posterior expected q at (lr, batch): the loss the Bayes decision minimises."""
-        group = legacy_positional(
-            "expected_relative_loss", args, {"group": group}, {"group": "dense"}
-        )["group"]
-        return self.relative_loss(
-            N, D, lr, batch_tokens, group=group, seed=seed, allow_unconverged=True
-        ).mean()
-
-    def recommend(
-        self,
-        N,
-        D,
-        *args,
-        batch_tokens=None,
-        group: str | None = None,
-        tol: float | None = None,
-        seq_len: int | None = None,
-        seed: int = 0,
-        allow_unconverged: bool = False,
-    ) -> Recommendation:
-        """The (lr, batch) of least posterior expected relative loss (the Bayes decision).
-
-        E[q] is convex (a mixture of convex bowls), so a quasi-Newton search from the
-        posterior median optimum finds its minimum. The asymmetry moves the decision off the
-        median optimum: where the high-lr side is steeper, the risk of overshooting costs
-        more than undershooting, and the decision shades lr down.
-
-        Parameters
-        ----------
-        N, D : float or array-like
-            Settings; broadcast together (and with ``batch_tokens``).
-        batch_tokens : float or array-like, optional
-            Fix the batch size (e.g. set by hardware) and choose the best lr for it.
-        tol : float
-            Tolerance of the reported plateau probability.
-        seq_len : int
-            Sequence length, to express the batch in sequences.
-        """
-        opts = legacy_positional(
-            "recommend", args,
-            {"batch_tokens": batch_tokens, "group": group, "tol": tol, "seq_len": seq_len},
-            {"group": "dense", "tol": DEFAULT_TOL, "seq_len": DEFAULT_SEQ_LEN},
-        )  # fmt: skip
-        batch_tokens, group = opts["batch_tokens"], opts["group"]
-        tol, seq_len = check_tol(opts["tol"]), check_seq_len(opts["seq_len"])
-        self.gate(allow_unconverged)
-        fixed = batch_tokens is not None
-        named = {"N": N, "D": D} | ({"batch_tokens": batch_tokens} if fixed else {})
-        arrays, shape = broadcast(named)
-        points = np.stack([a.ravel() for a in arrays], axis=1)
-        rows = np.array(
-            [self._decide(p[0], p[1], p[2] if fixed else None, group, seed) for p in points]
-        )
-        lr, bs, risk, m_lr, m_bs = (rows[:, i].reshape(shape) for i in range(5))
-        p = self.plateau_probability(
-            arrays[0], arrays[1], lr, bs, tol=tol, group=group, seed=seed, allow_unconverged=True
-        )
-        return Recommendation(
-            N=arrays[0][()], D=arrays[1][()], group=group, lr=lr[()], batch_tokens=bs[()],
-            batch_sequences=(bs / seq_len)[()], fixed_batch=fixed,
-            expected_relative_loss=risk[()], plateau_probability=p, tol=tol,
-            lr_median_optimum=m_lr[()], batch_tokens_median_optimum=m_bs[()],
-        )  # fmt: skip
-
-    def _decide(self, N: float, D: float, batch: float | None, group: str, seed: int):
-        """(lr, batch, E[q], median optimum lr, batch) of the Bayes decision at one setting."""
-        from scipy.optimize import minimize
-
-        g = self.bowl(N, D, group, seed)
-        a, b, h, k = g["a"], g["b"], g["h"], g["k"]
-
-        def risk(lr_log: float, bs_log: float) -> tuple[float, np.ndarray]:
-            x, y = lr_log - g["m_lr"], bs_log - g["m_bs"]
-            dx, dy = quadratic_gradient(x, y, a, b, h, k)
-            return float(quadratic(x, y, a, b, h, k).mean()), np.array([dx.mean(), dy.mean()])
-
-        lr0 = float(np.median(g["m_lr"]))
-        if batch is not None:
-            bs_log = math.log(batch)
-
-            def objective(v):
-                value, grad = risk(v[0], bs_log)
-                return value, grad[:1]
-
-            # start where the cross term moves the optimum for this batch: x = −h·y / a
-            slope = float(np.median(-h / a))
-            res = minimize(objective, [lr0 + slope * (bs_log - np.median(g["m_bs"]))], jac=True)
-            best_lr, best_bs = float(res.x[0]), bs_log
-        else:
-            res = minimize(lambda v: risk(v[0], v[1]), [lr0, float(np.median(g["m_bs"]))], jac=True)
-            best_lr, best_bs = float(res.x[0]), float(res.x[1])
-        return (
-            math.exp(best_lr),
-            math.exp(best_bs),
-            risk(best_lr, best_bs)[0],
-            math.exp(lr0),
-            float(np.exp(np.median(g["m_bs"]))),
-        )
 
     # ------------------------------------------------------------------ fit checks
 
@@ -618,7 +281,7 @@ class LandscapePosterior(StepLawPosterior):
             "b (ln batch curvature)": g["b"],
             "rho (cross correlation)": self.flat("rho"),
             "asymmetry k (high-lr / low-lr)": g["k"],
-            **{name: f(tol) for name, f in _half_width_rows(g, tol).items()},
+            **{name: f(tol) for name, f in plateau_half_widths(g, tol).items()},
         }
         q = [(1 - prob) / 2, 0.5, (1 + prob) / 2]
         out = pd.DataFrame(
@@ -653,7 +316,7 @@ class LandscapePosterior(StepLawPosterior):
             for n_, d_ in ((2e8, 4e9), (1e9, 1e11), (7e9, 1.4e12)):
                 g = self.bowl(n_, d_, groups[0])
                 widths = {name: float(np.median(f(DEFAULT_TOL))) for name, f in
-                          _half_width_rows(g, DEFAULT_TOL, short=True).items()}  # fmt: skip
+                          plateau_half_widths(g, DEFAULT_TOL, short=True).items()}  # fmt: skip
                 corners.append(
                     {"N": f"{n_:.3g}", "D": f"{d_:.3g}", "a": float(np.median(g["a"])),
                      "b": float(np.median(g["b"])), **widths}
@@ -701,24 +364,6 @@ class LandscapePosterior(StepLawPosterior):
                 "indicative).",
             ]
         return sections
-
-
-def _half_width_rows(g: dict, tol: float, short: bool = False) -> dict:
-    """Plateau half-widths at ``tol`` as factors on lr and batch, per draw (callables)."""
-    names = (
-        ("lr ÷ (below)", "lr × (above)", "batch ×/÷")
-        if short
-        else (
-            f"lr factor below optimum at tol {tol:g}",
-            f"lr factor above optimum at tol {tol:g}",
-            f"batch factor either side at tol {tol:g}",
-        )
-    )
-    return {
-        names[0]: lambda t: np.exp(np.sqrt(t / g["a"])),
-        names[1]: lambda t: np.exp(np.sqrt(t / (g["a"] * g["k"]))),
-        names[2]: lambda t: np.exp(np.sqrt(t / g["b"])),
-    }
 
 
 class LandscapeModel(Model):

@@ -44,6 +44,10 @@ CORE_COLUMNS = [
 GROUP_COLUMNS = ("family", "variant", "recipe")
 NUMERIC_COLUMNS = ("N", "N_active", "D", "lr", "batch_sequences", "batch_tokens", "seq_len", "loss")
 MIN_RUNS_PER_SETTING = 3
+NEW = "new"
+"""The group name of a never-seen group (``"new"``, ``"moe/new"``): reserved."""
+SEPARATORS = ("/", "@")
+"""Join nested (``moe/1in8``) and crossed (``dense@code``) levels in a group name."""
 
 _DENSE_RENAME = {
     "h": "d_model",
@@ -330,6 +334,14 @@ def read_sweeps(
         empty = (frame[col].astype("string").fillna("").str.strip() == "").to_numpy(dtype=bool)
         if empty.any():
             problems.append(f"column {col!r}: empty group names in {_rows(empty)}")
+    for col in [c for c in GROUP_COLUMNS if c in frame]:
+        bad = unqueryable(frame[col]).to_numpy()
+        if bad.any():
+            names = sorted(set(frame.loc[bad, col].astype(str)))[:5]
+            problems.append(
+                f"column {col!r}: group names {names} in {_rows(bad)} could never be queried "
+                f"('/' and '@' join nested and crossed groups, 'new' means a never-seen group)"
+            )
     if not problems and {"batch_tokens", "batch_sequences", "seq_len"} <= set(frame):
         product = frame["batch_sequences"] * frame["seq_len"]
         clash = ~np.isclose(frame["batch_tokens"], product, rtol=1e-9, atol=0)
@@ -383,6 +395,15 @@ def read_sweeps(
     if problems:
         raise SweepValidationError(problems)
     return _finish(frame)
+
+
+def unqueryable(values: pd.Series) -> pd.Series:
+    """Which group values no group name could select: holding a separator, or ``new``."""
+    text = values.astype("string").fillna("")
+    bad = text.str.strip().str.lower() == NEW
+    for sep in SEPARATORS:
+        bad |= text.str.contains(sep, regex=False)
+    return bad.fillna(False).astype(bool)
 
 
 def relative_loss(sweeps: pd.DataFrame) -> pd.Series:

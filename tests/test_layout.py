@@ -1,0 +1,91 @@
+"""The package's shape: no import circles, modest modules, files of the last release load."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import bayes_steplaw as bsl
+
+PACKAGE = Path(bsl.__file__).resolve().parent
+DATA = Path(__file__).parent / "data"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts).removesuffix(".__init__")
+
+
+def _imports(path: Path, modules: set[str]) -> set[str]:
+    """Package modules ``path`` imports (anywhere in it, lazy imports included)."""
+    name = _module_name(path)
+    base = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = base.split(".")
+                parent = ".".join(parts[: len(parts) - node.level + 1])
+                mod = f"{parent}.{node.module}" if node.module else parent
+            else:
+                mod = node.module or ""
+            found |= {mod} | {f"{mod}.{a.name}" for a in node.names}
+    return {m for m in found if m in modules and m != name}
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    files = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    packages = {n for n, p in files.items() if p.name == "__init__.py"}
+    # a package's __init__ is its public face: edges into it do not make a layer
+    graph = {n: _imports(p, set(files)) - packages for n, p in files.items()}
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, stack = set(), [start]
+        while stack:
+            node = stack.pop()
+            if node == goal:
+                return True
+            if node not in seen:
+                seen.add(node)
+                stack.extend(graph.get(node, ()))
+        return False
+
+    circles = sorted((a, b) for a, deps in graph.items() for b in deps if reaches(b, a))
+    assert not circles, f"import circles: {circles}"
+
+
+def test_modules_stay_modest():
+    sizes = {_module_name(p): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
+    big = {name: n for name, n in sizes.items() if n > 650}
+    assert not big, f"modules over 650 lines: {big}"
+
+
+@pytest.mark.parametrize("model", ["optimum", "landscape"])
+def test_a_posterior_written_by_the_last_release_loads_and_predicts_the_same(model):
+    """Files written by bayes-steplaw 0.1.0 (tests/data, fitted then on a simulated sweep)
+    load and give the numbers 0.1.0 gave (tests/data/v0.1_expected.json, computed by 0.1.0)."""
+    expected = json.loads((DATA / "v0.1_expected.json").read_text())[model]
+    post = bsl.load(DATA / f"v0.1_{model}.nc")
+    assert post.kind == model and post.metadata["package_version"] == "0.1.0"
+    pred = post.predict([3e8, 1e9], [1e10, 5e10], group="moe", allow_unconverged=True)
+    np.testing.assert_allclose(pred.median()["lr"], expected["median_lr"], rtol=1e-12)
+    np.testing.assert_allclose(
+        pred.median()["batch_tokens"], expected["median_batch_tokens"], rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        pred.interval(0.9)["lr_lower"], expected["hdi90_lr_lower"], rtol=1e-12
+    )
+    if model == "landscape":
+        p = post.plateau_probability(
+            1e9, 5e10, [5e-4, 1e-3, 2e-3], 1.5e6, tol=0.005, group="dense",
+            allow_unconverged=True,
+        )  # fmt: skip
+        np.testing.assert_allclose(p, expected["plateau_probability"], atol=1e-12)
+        rec = post.recommend(1e9, 5e10, group="dense", allow_unconverged=True)
+        np.testing.assert_allclose([rec.lr, rec.batch_tokens], expected["recommend"], rtol=1e-6)
