@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import time
-import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
 import xarray as xr
+from conftest import LANDSCAPE_BOWL as TRUE_BOWL
+from conftest import LANDSCAPE_LAW as TRUE_LAW
 from scipy import stats
 from typer.testing import CliRunner
 
@@ -18,10 +18,9 @@ import bayes_steplaw.bayes.posterior as posterior_module
 from bayes_steplaw.bayes.hierarchy import Hierarchy
 from bayes_steplaw.bayes.landscape import LandscapeModel, LandscapePosterior, landscape_runs
 from bayes_steplaw.bayes.law import Prediction, StepLawPosterior
-from bayes_steplaw.bayes.model import fit
 from bayes_steplaw.bayes.posterior import model_versions
 from bayes_steplaw.cli import app
-from bayes_steplaw.datasets.simulate import Bowl, TrueLaw, simulate_sweeps
+from bayes_steplaw.datasets.simulate import simulate_sweeps
 
 LOG_N0, LOG_D0 = float(np.log(5e8)), float(np.log(2e10))
 LOG_LR0, LOG_BS0 = float(np.log(1e-3)), float(np.log(1e6))  # hand-made law at N0, D0
@@ -266,35 +265,13 @@ def test_window_filter():
 
 # --------------------------------------------------------------------------- NUTS recovery
 
-TRUE_BOWL = Bowl(
-    a=0.012, b=0.008, h=-0.004, asymmetry=2.0, noise=0.0004, lr_window=1.2, bs_window=1.2
-)
-TRUE_LAW = TrueLaw()
+
+@pytest.fixture
+def fitted(simulated_landscape):
+    return simulated_landscape
 
 
-@pytest.fixture(scope="module")
-def fitted():
-    settings = pd.DataFrame(
-        [("dense", "dense", n, d) for n in (2e8, 1.2e9) for d in (5e9, 2e10, 8e10)]
-        + [("moe", "moe", 2e9, d) for d in (4e9, 2e10)],
-        columns=["family", "variant", "N", "D"],
-    )
-    sweeps, truth = simulate_sweeps(settings, TRUE_LAW, TRUE_BOWL, seed=4)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # short chains fail the ESS gate by design
-        post = fit(
-            sweeps,
-            model="landscape",
-            curvature="shared",  # the simulated bowl's curvature is the same everywhere
-            chains=2,
-            draws=300,
-            tune=300,
-            seed=1,
-            progressbar=False,
-        )
-    return post, sweeps, truth
-
-
+@pytest.mark.slow
 def test_recovers_bowl_and_law(fitted):
     post, _, _ = fitted
     assert isinstance(post, LandscapePosterior)
@@ -315,6 +292,7 @@ def test_recovers_bowl_and_law(fitted):
     assert post.diagnostics["divergences"] <= 5
 
 
+@pytest.mark.slow
 def test_setting_optima_and_fit_checks(fitted):
     post, sweeps, truth = fitted
     design = post.run_design(sweeps)
@@ -326,6 +304,7 @@ def test_setting_optima_and_fit_checks(fitted):
     assert ll.shape == (2, 300, len(design.runs)) and np.isfinite(ll).all()
 
 
+@pytest.mark.slow
 def test_log_likelihood_matches_pymc(fitted):
     """The numpy log-likelihood used for LOO equals PyMC's, on draws from the prior."""
     import arviz as az
@@ -344,6 +323,7 @@ def test_log_likelihood_matches_pymc(fitted):
     np.testing.assert_allclose(other.log_likelihood(sweeps), theirs, rtol=1e-7, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_predict_and_round_trip(fitted, tmp_path):
     post, _, _ = fitted
     pred = post.predict(5e8, 2e10, allow_unconverged=True)

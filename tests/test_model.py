@@ -1,39 +1,23 @@
 """NUTS fits of the hierarchical law on sweeps simulated from a known truth."""
 
-import warnings
-
 import numpy as np
-import pandas as pd
 import pytest
+from conftest import FAST
+from conftest import SIM_LAW as LAW
+from conftest import SIM_SETTINGS as SETTINGS
+from conftest import quiet_fit as _fit
 
 import bayes_steplaw as bsl
 from bayes_steplaw.bayes.law import PRIORS
 from bayes_steplaw.bayes.optimum import OptimumModel
 
-FAST = dict(chains=2, draws=400, tune=400, progressbar=False)
-SETTINGS = pd.DataFrame(
-    [("dense", "dense", n, d) for n in (2e8, 6e8, 1.8e9) for d in (4e9, 2e10, 1e11)]
-    + [("moe", v, 2e9, d) for v in ("a", "b") for d in (4e9, 2e10)],
-    columns=["family", "variant", "N", "D"],
-)
-LAW = bsl.TrueLaw(
-    offsets_lr={"dense": -0.15, "moe": 0.15, "moe/a": 0.1, "moe/b": -0.1},
-    offsets_bs={"dense": 0.1, "moe": -0.1, "moe/a": -0.2, "moe/b": 0.2},
-)
+
+@pytest.fixture
+def simulated(simulated_optimum):
+    return simulated_optimum
 
 
-def _fit(sweeps, **kwargs):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", bsl.ConvergenceWarning)  # few draws: ESS < 400 by design
-        return bsl.fit(sweeps, **{**FAST, **kwargs})
-
-
-@pytest.fixture(scope="module")
-def simulated():
-    sweeps, truth = bsl.simulate_sweeps(SETTINGS, LAW, seed=3)
-    return sweeps, truth, _fit(sweeps, seed=3)
-
-
+@pytest.mark.slow
 def test_recovers_exponents(simulated):
     _, _, post = simulated
     summary = post.summary(0.95)
@@ -46,6 +30,7 @@ def test_recovers_exponents(simulated):
     assert post.diagnostics["max_r_hat"] < 1.05
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("group", ["dense", "moe/a", "moe/b"])
 def test_law_predictions_cover_the_true_law(simulated, group):
     _, _, post = simulated
@@ -58,6 +43,7 @@ def test_law_predictions_cover_the_true_law(simulated, group):
     assert ((ci["batch_tokens_lower"] < bs) & (bs < ci["batch_tokens_upper"])).all()
 
 
+@pytest.mark.slow
 def test_offsets_contrast_has_the_right_sign(simulated):
     _, _, post = simulated
     table = post.compare_offsets("moe/b", "moe/a")
@@ -68,6 +54,7 @@ def test_offsets_contrast_has_the_right_sign(simulated):
     assert table.loc["batch_tokens", "prob_positive"] > 0.9  # true contrast +0.4
 
 
+@pytest.mark.slow
 def test_run_predictions_are_wider_than_law_predictions(simulated):
     _, _, post = simulated
     law = post.predict(1e9, 2e10, kind="law", allow_unconverged=True).interval(0.9)
@@ -75,6 +62,7 @@ def test_run_predictions_are_wider_than_law_predictions(simulated):
     assert (run["lr_upper"] / run["lr_lower"]).iloc[0] > (law["lr_upper"] / law["lr_lower"]).iloc[0]
 
 
+@pytest.mark.slow
 def test_metadata_and_roundtrip(simulated, tmp_path):
     sweeps, _, post = simulated
     meta = post.metadata
@@ -94,6 +82,7 @@ def json_roundtrip(obj):
     return json.loads(json.dumps(obj))
 
 
+@pytest.mark.slow
 def test_gate_warns_names_parameters_and_blocks_predict():
     sweeps, _ = bsl.simulate_sweeps(SETTINGS, LAW, seed=4)
     with pytest.warns(bsl.ConvergenceWarning, match="ESS < 400 for .*alpha"):
@@ -103,6 +92,7 @@ def test_gate_warns_names_parameters_and_blocks_predict():
         post.predict(1e9, 1e10)
 
 
+@pytest.mark.slow
 def test_batch_depends_on_N_recovers_delta():
     law = bsl.TrueLaw(delta=0.25)
     sweeps, _ = bsl.simulate_sweeps(SETTINGS, law, seed=5)
@@ -111,6 +101,7 @@ def test_batch_depends_on_N_recovers_delta():
     assert lo < 0.25 < hi and lo > 0
 
 
+@pytest.mark.slow
 def test_same_seed_same_posterior():
     sweeps, _ = bsl.simulate_sweeps(SETTINGS, LAW, seed=6)
     a = _fit(sweeps, seed=11, draws=100, tune=100)
@@ -132,6 +123,7 @@ def test_bad_arguments():
         bsl.fit(sweeps, draws=0)
 
 
+@pytest.mark.slow
 def test_prior_predictive_allows_every_plausible_lr_and_batch():
     """The priors put mass on lr from 1e-5 to 1e-1 and batch from 1e4 to 1e8 tokens."""
     import pymc as pm

@@ -39,6 +39,7 @@ from .._validate import (
     check_seq_len,
     legacy_positional,
     renamed,
+    scalar,
 )
 from .design import Design
 from .posterior import Posterior, interval_bounds, sorted_quantile
@@ -53,9 +54,13 @@ PRIORS = {
     "sigma_group": ("Gamma", 2.0, 4.0),
     "sigma_setting": ("HalfNormal", 0.5),
     "sigma_run": ("HalfNormal", 0.5),
+    "mu_best": ("Normal", 0.0, 0.5),
+    "sigma_best": ("HalfNormal", 0.5),
 }
-KINDS = ("centre", "law")
-"""What a :meth:`StepLawPosterior.predict` interval is about (see :meth:`Prediction.describe`)."""
+KINDS = ("sweep", "centre", "law")
+"""What a :meth:`StepLawPosterior.predict` interval is about (see :func:`describe_kind`)."""
+DEFAULT_GRID = (2**0.5, 2.0)
+"""Multiplicative steps of a sweep's lr and batch grids, as in the released sweeps."""
 _DEPRECATED_KINDS = {"run": "centre"}
 _CHUNK = 512  # points per block when reducing (point x sample) draws
 
@@ -376,20 +381,40 @@ class StepLawPosterior(Posterior):
     # ------------------------------------------------------------------ predict
 
     def law_coefficients(
-        self, group: str, kind: str, seed: int = 0
+        self, group: str, kind: str, seed: int = 0, grid: tuple[float, float] = DEFAULT_GRID
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Per-sample (intercept, ln N slope, ln D slope) of the lr and batch laws."""
+        """Per-sample (intercept, ln N slope, ln D slope) of the lr and batch laws.
+
+        ``kind`` as in :meth:`predict`; ``grid`` the sweep's lr and batch steps (``"sweep"``).
+        """
         kind = check_kind(kind, "law_coefficients")
         rng = np.random.default_rng(seed)
         a_lr = self.flat("c") + self._offset("lr", group, rng)
         a_bs = self.flat("d") + self._offset("bs", group, rng)
-        if kind == "centre":
+        if kind in ("centre", "sweep"):
             a_lr = a_lr + self.flat("sigma_setting_lr") * rng.standard_normal(self.n_samples)
             a_bs = a_bs + self.flat("sigma_setting_bs") * rng.standard_normal(self.n_samples)
+        if kind == "sweep":
+            a_lr = a_lr + self._best_run_offset("lr", grid[0], rng)
+            a_bs = a_bs + self._best_run_offset("bs", grid[1], rng)
         delta = self.flat("delta") if "delta" in self.posterior else np.zeros(self.n_samples)
         coef_lr = np.stack([a_lr, self.flat("alpha"), self.flat("beta")])
         coef_bs = np.stack([a_bs, delta, self.flat("gamma")])
         return coef_lr, coef_bs
+
+    def _best_run_offset(self, law: str, step: float, rng: np.random.Generator) -> np.ndarray:
+        """Draws of (best run of a sweep − plateau centre) in ln units, on a grid of ``step``."""
+        if f"mu_best_{law}" not in self.posterior:
+            raise ValueError(
+                f"kind='sweep' needs a posterior of the optimum model fitted by bayes-steplaw "
+                f">= 0.2 (this one is {self.kind!r} version {self.metadata['model_version']}); "
+                f"refit it, or use kind='centre'"
+            )
+        step = scalar(step, "grid step")
+        if step < 1:
+            raise ValueError(f"grid steps are ratios between neighbouring values, > 1; got {step}")
+        scale = np.sqrt(self.flat(f"sigma_best_{law}") ** 2 + np.log(step) ** 2 / 12.0)
+        return self.flat(f"mu_best_{law}") + scale * rng.standard_normal(self.n_samples)
 
     def predict(
         self,
@@ -399,6 +424,7 @@ class StepLawPosterior(Posterior):
         group: str | None = None,
         kind: str | None = None,
         seq_len: int | None = None,
+        grid: tuple[float, float] = DEFAULT_GRID,
         seed: int = 0,
         allow_unconverged: bool = False,
     ) -> Prediction:
@@ -411,12 +437,17 @@ class StepLawPosterior(Posterior):
         group : str
             ``"dense"`` (default), ``"moe"``, ``"moe/1in8"``, ... (see :attr:`groups_seen`);
             ``"new"`` for a never-seen architecture drawn from the group population.
-        kind : {"centre", "law"}
-            What the interval is about: ``"centre"`` (default), the optimum (plateau centre)
-            of a new setting, the law's uncertainty plus the scatter of optima between
-            settings; ``"law"``, the law itself. (``"run"`` is the old name of ``"centre"``.)
+        kind : {"sweep", "centre", "law"}
+            What the interval is about: ``"sweep"``, the best run that a grid sweep around the
+            optimum of a new setting will find (what a user observes; optimum model only);
+            ``"centre"`` (default), the optimum (plateau centre) of a new setting: the law's
+            uncertainty plus the scatter of optima between settings; ``"law"``, the law
+            itself. (``"run"`` is the old name of ``"centre"``.)
         seq_len : int
             Sequence length, to express the batch in sequences (default 2048).
+        grid : (float, float)
+            With ``kind="sweep"``: the sweep's multiplicative lr and batch steps (default
+            √2 and 2, as in the released sweeps).
         seed : int
             Seed of the draws for new groups and setting scatter.
         allow_unconverged : bool
@@ -431,7 +462,7 @@ class StepLawPosterior(Posterior):
         self.gate(allow_unconverged)
         (n, d), shape = broadcast({"N": N, "D": D})
         n, d = n.ravel(), d.ravel()
-        coef_lr, coef_bs = self.law_coefficients(group, kind, seed)
+        coef_lr, coef_bs = self.law_coefficients(group, kind, seed, grid)
         meta = self.metadata
         return Prediction(
             N=n,

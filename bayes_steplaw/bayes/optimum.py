@@ -2,11 +2,21 @@
 
 For the runs of every setting within ``threshold`` of its best loss (the paper's plateau
 filter), the hierarchical Step Law of :mod:`bayes_steplaw.bayes.law` places the setting's
-optimum and the runs scatter around it along the plateau:
+plateau centre ``m[s]``; the runs scatter around it along the plateau, and the best run of the
+sweep, the one a user reads off, lies near it:
 
-    ln lr = m_lr[s] + ε,   ln B = m_bs[s] + ε',   ε ~ Normal(0, σ_run_lr), ε' ~ Normal(0, σ_run_bs)
+    plateau runs (all but the best):  ln lr ~ Normal(m_lr[s], σ_run_lr)
+    the best run of each setting:     ln lr ~ Normal(m_lr[s] + μ_best_lr, τ_lr[s]),
+                                      τ_lr[s]² = σ_best_lr² + Δ_lr[s]² / 12
 
-with σ_run ~ HalfNormal(0.5). PyMC is imported only to build the model.
+and the same for ln batch. ``Δ[s]`` is the sweep's grid step at its best run (in ln units):
+wherever the optimum is, the best grid run is within half a step of it, a uniform error of
+variance Δ²/12; ``σ_best`` is the rest of the scatter (run noise on a flat plateau) and
+``μ_best`` how far, on average, the best run sits from the plateau centre (the bowl is steeper
+above the optimal lr than below it, so the plateau's centre is not its best point).
+``predict(kind="sweep")`` is this distribution for a new setting on a grid of the caller's
+steps. Priors: σ_run, σ_best ~ HalfNormal(0.5), μ_best ~ Normal(0, 0.5). PyMC is imported
+only to build the model.
 """
 
 from __future__ import annotations
@@ -15,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .._validate import DEFAULT_TOL
-from ..datasets.sweeps import near_optimal
+from ..datasets.sweeps import best_runs, near_optimal
 from .design import DEFAULT_GROUPS, build_design, level_dims
 from .law import PRIORS, StepLawPosterior, law_means
 from .model import Built, Model
@@ -25,7 +35,8 @@ class OptimumPosterior(StepLawPosterior):
     """Posterior of the optimum model (see :class:`StepLawPosterior` for the predictive)."""
 
     kind = "optimum"
-    version = 1
+    version = 2  # 2: the best run of each setting (kind="sweep"); 1: plateau runs only
+    readable_versions = (1, 2)
 
     def card_sections(self) -> list[str]:
         """Model-card sections of the optimum model's own (the law's are shared)."""
@@ -36,7 +47,13 @@ class OptimumPosterior(StepLawPosterior):
             f"Runs within {m['threshold']:.2%} of their setting's minimum loss (the paper's "
             f"plateau filter, {m['n_runs']} runs) scatter around their setting's optimum: "
             "ln lr ~ Normal(m_lr[s], σ_run_lr), ln B ~ Normal(m_bs[s], σ_run_bs), "
-            f"σ_run ~ {PRIORS['sigma_run'][0]}({PRIORS['sigma_run'][1]:g}).",
+            f"σ_run ~ {PRIORS['sigma_run'][0]}({PRIORS['sigma_run'][1]:g})"
+            + (
+                "; the best run of each setting lies at m[s] + μ_best with scatter "
+                "sqrt(σ_best² + Δ²/12), Δ the sweep's grid step (module docstring)."
+                if "mu_best_lr" in self.posterior
+                else "."
+            ),
         ]
 
 
@@ -75,25 +92,57 @@ class OptimumModel(Model):
         return {**super().get_config(), "threshold": self.threshold}
 
     def build(self, sweeps: pd.DataFrame, *, weighted: bool = False) -> Built:
-        """The PyMC model on the plateau runs of ``sweeps``."""
+        """The PyMC model on the plateau runs and best runs of ``sweeps``."""
         import pymc as pm
 
         runs = near_optimal(sweeps, self.threshold)
         design = build_design(runs, self.groups)
-        coords = {"setting": design.settings, "run": np.arange(len(design.log_lr))}
+        best = best_runs(sweeps).set_index("setting").loc[design.settings]
+        # the plateau run that is its setting's best run enters once, as the best run
+        key = ["setting", "lr", "batch_tokens"]
+        best_key = best.reset_index()[key].assign(best_row=np.arange(len(best)))
+        found = runs[key].merge(best_key, how="left", on=key)["best_row"].to_numpy()
+        is_best = ~np.isnan(found)
+        plateau = np.flatnonzero(~is_best)
+        best_index = np.empty(len(best), dtype=int)  # row of runs holding each setting's best
+        best_index[found[is_best].astype(int)] = np.flatnonzero(is_best)
+        rs = design.run_setting[plateau]
+        coords = {"setting": design.settings, "plateau_run": plateau}
         coords.update(level_dims(design.hierarchy))
-        rs = design.run_setting
+        steps = {
+            law: best[f"{col}_step"].to_numpy(float) for law, col in (("lr", "lr"), ("bs", "batch"))
+        }
+        observed = {
+            "lr": np.log(best["lr"].to_numpy(float)),
+            "bs": np.log(best["batch_tokens"].to_numpy(float)),
+        }
         with pm.Model(coords=coords) as model:
-            m_lr, m_bs = law_means(design, self.batch_depends_on_N)
-            s_lr = pm.HalfNormal("sigma_run_lr", PRIORS["sigma_run"][1])
-            s_bs = pm.HalfNormal("sigma_run_bs", PRIORS["sigma_run"][1])
-            if weighted:
-                w = pm.Data("run_weight", np.ones(len(runs)), dims="run")
-                logp = pm.logp(pm.Normal.dist(m_lr[rs], s_lr), design.log_lr) + pm.logp(
-                    pm.Normal.dist(m_bs[rs], s_bs), design.log_bs
-                )
-                pm.Potential("runs_weighted", (w * logp).sum())
-            else:
-                pm.Normal("log_lr", m_lr[rs], s_lr, observed=design.log_lr, dims="run")
-                pm.Normal("log_bs", m_bs[rs], s_bs, observed=design.log_bs, dims="run")
-        return Built(model, design, {"threshold": self.threshold, "priors": PRIORS})
+            m = dict(zip(("lr", "bs"), law_means(design, self.batch_depends_on_N)))
+            w = pm.Data("run_weight", np.ones(len(runs))) if weighted else None
+            for law, values in (("lr", design.log_lr), ("bs", design.log_bs)):
+                s_run = pm.HalfNormal(f"sigma_run_{law}", PRIORS["sigma_run"][1])
+                mu = pm.Normal(f"mu_best_{law}", *PRIORS["mu_best"][1:])
+                s_best = pm.HalfNormal(f"sigma_best_{law}", PRIORS["sigma_best"][1])
+                scale = pm.math.sqrt(s_best**2 + steps[law] ** 2 / 12.0)
+                runs_at, best_at = m[law][rs], m[law] + mu
+                if weighted:
+                    logp = pm.logp(pm.Normal.dist(runs_at, s_run), values[plateau])
+                    logp_best = pm.logp(pm.Normal.dist(best_at, scale), observed[law])
+                    pm.Potential(f"runs_{law}", (w[plateau] * logp).sum())
+                    pm.Potential(f"best_{law}", (w[best_index] * logp_best).sum())
+                else:
+                    pm.Normal(
+                        f"log_{law}", runs_at, s_run, observed=values[plateau], dims="plateau_run"
+                    )
+                    pm.Normal(
+                        f"best_log_{law}", best_at, scale, observed=observed[law], dims="setting"
+                    )
+        extra = {
+            "threshold": self.threshold,
+            "priors": PRIORS,
+            "grid_steps": {
+                "lr": float(np.median(steps["lr"])),
+                "bs": float(np.median(steps["bs"])),
+            },
+        }
+        return Built(model, design, extra)

@@ -45,8 +45,13 @@ class PosteriorFileError(RuntimeError):
 
 
 def model_versions() -> dict[str, int]:
-    """Model kinds this package reads, with the version of each."""
+    """Model kinds this package writes, with the version of each."""
     return {kind: cls.version for kind, cls in _KINDS.items()}
+
+
+def readable_versions() -> dict[str, tuple[int, ...]]:
+    """Model kinds this package reads, with the versions of each."""
+    return {kind: cls.readable_versions or (cls.version,) for kind, cls in _KINDS.items()}
 
 
 def posterior_class(kind: str) -> type[Posterior]:
@@ -169,7 +174,8 @@ class Posterior:
     """
 
     kind: ClassVar[str | None] = None
-    version: ClassVar[int] = 0
+    version: ClassVar[int] = 0  # what this package writes
+    readable_versions: ClassVar[tuple[int, ...]] = ()  # what it reads (default: version)
     metadata_fields: ClassVar[dict[str, Any]] = {}
     save_drop: ClassVar[tuple[str, ...]] = ()
 
@@ -437,8 +443,8 @@ def _check_kind(path: Path, meta: Any) -> None:
     if not isinstance(meta, dict):
         raise PosteriorFileError(f"{path}: its metadata is not a JSON object")
     kind, version = meta.get("model"), meta.get("model_version")
-    versions = model_versions()
-    if not isinstance(kind, str) or kind not in versions or version != versions[kind]:
+    versions = readable_versions()
+    if not isinstance(kind, str) or kind not in versions or version not in versions[kind]:
         package = meta.get("package_version", "unknown")
         raise PosteriorFileError(
             f"{path} holds model {str(kind)[:40]!r} version {str(version)[:20]}; this package "

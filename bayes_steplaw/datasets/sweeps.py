@@ -412,6 +412,31 @@ def relative_loss(sweeps: pd.DataFrame) -> pd.Series:
     return sweeps["loss"] / best - 1.0
 
 
+def best_runs(sweeps: pd.DataFrame) -> pd.DataFrame:
+    """The best run of every setting, with the sweep's grid steps around it.
+
+    Returns one row per setting (in setting order) with the run's columns plus ``lr_step`` and
+    ``batch_step``: the local spacing, in natural-log units, of the setting's distinct learning
+    rates and batch sizes at the best run (the mean of the gaps to its neighbours; 0 when the
+    sweep has a single value). The best run of a sweep lies within about half a step of
+    wherever the optimum is, which is part of how far it can land from the optimum.
+    """
+    best = sweeps.loc[sweeps.groupby("setting", sort=True)["loss"].idxmin()].reset_index(drop=True)
+    steps = {}
+    for column, name in (("lr", "lr_step"), ("batch_tokens", "batch_step")):
+        grids = sweeps.groupby("setting", sort=True)[column].agg(lambda v: np.unique(np.log(v)))
+        values = np.log(best[column].to_numpy(float))
+        steps[name] = [_local_step(g, v) for g, v in zip(grids, values)]
+    return best.assign(**steps)
+
+
+def _local_step(grid: np.ndarray, value: float) -> float:
+    """Mean gap between ``value`` and its neighbours on a sorted grid (0 for a single value)."""
+    i = int(np.argmin(np.abs(grid - value)))
+    gaps = np.diff(grid[max(i - 1, 0) : i + 2])
+    return float(gaps.mean()) if gaps.size else 0.0
+
+
 def near_optimal(sweeps: pd.DataFrame, threshold: float = 0.0025) -> pd.DataFrame:
     """The paper's plateau filter: runs within ``threshold`` relative loss of their setting's best.
 

@@ -1,0 +1,88 @@
+"""Fixtures shared by the test modules: the released data, the shipped posteriors and one
+NUTS fit per model on sweeps simulated from a known truth (fitted once per session)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pandas as pd
+import pytest
+
+import bayes_steplaw as bsl
+
+FAST = dict(chains=2, draws=400, tune=400, progressbar=False)
+"""Sampler settings of the tests' fits: small, so ESS gates fail by design."""
+
+SIM_SETTINGS = pd.DataFrame(
+    [("dense", "dense", n, d) for n in (2e8, 6e8, 1.8e9) for d in (4e9, 2e10, 1e11)]
+    + [("moe", v, 2e9, d) for v in ("a", "b") for d in (4e9, 2e10)],
+    columns=["family", "variant", "N", "D"],
+)
+"""Nine dense settings and two MoE variants of two settings each."""
+
+SIM_LAW = bsl.TrueLaw(
+    offsets_lr={"dense": -0.15, "moe": 0.15, "moe/a": 0.1, "moe/b": -0.1},
+    offsets_bs={"dense": 0.1, "moe": -0.1, "moe/a": -0.2, "moe/b": 0.2},
+)
+"""The known law the simulated sweeps follow."""
+
+LANDSCAPE_SETTINGS = pd.DataFrame(
+    [("dense", "dense", n, d) for n in (2e8, 1.2e9) for d in (5e9, 2e10, 8e10)]
+    + [("moe", "moe", 2e9, d) for d in (4e9, 2e10)],
+    columns=["family", "variant", "N", "D"],
+)
+LANDSCAPE_BOWL = bsl.Bowl(
+    a=0.012, b=0.008, h=-0.004, asymmetry=2.0, noise=0.0004, lr_window=1.2, bs_window=1.2
+)
+LANDSCAPE_LAW = bsl.TrueLaw()
+
+
+def quiet_fit(sweeps: pd.DataFrame, **kwargs):
+    """``bsl.fit`` with the tests' sampler settings and without the expected ESS warnings."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bsl.ConvergenceWarning)
+        return bsl.fit(sweeps, **{**FAST, **kwargs})
+
+
+@pytest.fixture(scope="session")
+def released() -> pd.DataFrame:
+    """The released dense + MoE sweeps."""
+    try:
+        return bsl.load_sweeps("all")
+    except bsl.DataError as exc:  # pragma: no cover - data not available
+        pytest.skip(f"released data not available: {exc}")
+
+
+@pytest.fixture(scope="session")
+def shipped_optimum():
+    """The shipped optimum posterior (``models/optimum.nc``)."""
+    return bsl.load_default("optimum")
+
+
+@pytest.fixture(scope="session")
+def shipped_landscape():
+    """The shipped landscape posterior (``models/landscape.nc``)."""
+    return bsl.load_default("landscape")
+
+
+@pytest.fixture(scope="session")
+def simulated_optimum():
+    """(sweeps, truth, posterior): the optimum model fitted on SIM_LAW's sweeps."""
+    sweeps, truth = bsl.simulate_sweeps(SIM_SETTINGS, SIM_LAW, seed=3)
+    return sweeps, truth, quiet_fit(sweeps, seed=3)
+
+
+@pytest.fixture(scope="session")
+def simulated_landscape():
+    """(posterior, sweeps, truth): the landscape model fitted on a known bowl."""
+    sweeps, truth = bsl.simulate_sweeps(LANDSCAPE_SETTINGS, LANDSCAPE_LAW, LANDSCAPE_BOWL, seed=4)
+    post = quiet_fit(
+        sweeps,
+        model="landscape",
+        curvature="shared",  # the simulated bowl's curvature is the same everywhere
+        chains=2,
+        draws=300,
+        tune=300,
+        seed=1,
+    )
+    return post, sweeps, truth
