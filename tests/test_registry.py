@@ -145,6 +145,7 @@ def test_registry_matches_source_md():
         assert entries[name].sha256 == digest
         assert entries[name].rows == rows
         assert entries[name].url == UPSTREAM + name
+        assert entries[name].size == (SHARED / name).stat().st_size
         assert _sha(SHARED / name) == digest  # the shared copy is the release
 
 

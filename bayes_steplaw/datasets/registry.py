@@ -6,20 +6,43 @@ Resolution order for a registered file:
 2. the directory in ``$BAYES_STEPLAW_DATA``,
 3. ``data/`` of a source checkout,
 4. the user cache (``$BAYES_STEPLAW_CACHE`` or the platform cache directory),
-5. a download from the pinned upstream address into the cache, checked against its sha256.
+5. a download from the pinned upstream address (``$BAYES_STEPLAW_URL`` replaces its base)
+   into the cache, checked against the registered size and sha256; never with
+   ``$BAYES_STEPLAW_OFFLINE`` set.
 
-Files found locally are hash-checked too: a copy that differs from the registered
-release is an error, never a silent substitute.
+Files found locally are checked too: a copy that differs from the registered release, or an
+entry named like a data file that is not a regular file (a FIFO, a device, a directory), is
+an error naming its path, never a silent substitute; such entries are never opened for
+reading in a way that could block.
+
+A download must finish within an overall deadline (``$BAYES_STEPLAW_TIMEOUT`` seconds), is cut
+off at the registered size, and goes to a unique temporary file in the cache directory that is
+renamed into place once size and hash match, and removed on every other exit path (SIGTERM and
+SIGHUP included).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
+import http.client
 import json
+import math
 import os
+import secrets
+import signal
+import socket
+import stat
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import BinaryIO
 
 from .._resources import resource_path, source_checkout
 
@@ -27,6 +50,16 @@ ENV_DATA = "BAYES_STEPLAW_DATA"
 ENV_CACHE = "BAYES_STEPLAW_CACHE"
 ENV_URL = "BAYES_STEPLAW_URL"
 ENV_OFFLINE = "BAYES_STEPLAW_OFFLINE"
+ENV_TIMEOUT = "BAYES_STEPLAW_TIMEOUT"
+
+#: Seconds one download may take in all (connection, headers and body).
+DEFAULT_TIMEOUT = 300.0
+#: Seconds of silence from the server after which one network operation fails.
+READ_TIMEOUT = 30.0
+_BLOCK = 1 << 16
+# Signals whose default action ends the process: while a download runs they become an
+# exception, so that the temporary file is removed before the process goes.
+_TERMINATING = tuple(getattr(signal, s) for s in ("SIGTERM", "SIGHUP") if hasattr(signal, s))
 
 
 class DataError(RuntimeError):
@@ -35,12 +68,13 @@ class DataError(RuntimeError):
 
 @dataclass(frozen=True)
 class RegisteredFile:
-    """One file of the registry."""
+    """One file of the registry (``size`` in bytes)."""
 
     name: str
     sha256: str
     url: str
     rows: int
+    size: int
     description: str
 
 
@@ -49,13 +83,21 @@ def _registry() -> dict[str, RegisteredFile]:
     spec = json.loads(resource_path("registry.json").read_text())
     base = spec["base_url"]
     return {
-        name: RegisteredFile(name, f["sha256"], base + name, f["rows"], f["description"])
+        name: RegisteredFile(
+            name, f["sha256"], base + name, f["rows"], int(f["size"]), f["description"]
+        )
         for name, f in spec["files"].items()
     }
 
 
 def registered_files() -> list[RegisteredFile]:
-    """List the files in the registry."""
+    """List the files in the registry.
+
+    Returns
+    -------
+    list of RegisteredFile
+        Name, sha256, upstream address, rows, size in bytes and description of each file.
+    """
     return list(_registry().values())
 
 
@@ -67,7 +109,13 @@ def _entry(name: str) -> RegisteredFile:
 
 
 def cache_dir() -> Path:
-    """The user cache directory (``$BAYES_STEPLAW_CACHE`` overrides the platform default)."""
+    """The user cache directory (``$BAYES_STEPLAW_CACHE`` overrides the platform default).
+
+    Returns
+    -------
+    pathlib.Path
+        The directory; it need not exist yet.
+    """
     env = os.environ.get(ENV_CACHE)
     if env:
         return Path(env).expanduser()
@@ -76,12 +124,75 @@ def cache_dir() -> Path:
     return Path(pooch.os_cache("bayes-steplaw"))
 
 
+# --------------------------------------------------------------------------- local files
+
+
+class NotRegularFileError(OSError):
+    """An entry named like a data file is a FIFO, device, socket or directory."""
+
+
+_KINDS = {
+    stat.S_IFDIR: "a directory",
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def _kind(mode: int) -> str | None:
+    """What a non-regular file is, in words; None for a regular file."""
+    return None if stat.S_ISREG(mode) else _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+
+
+def _open_regular(path: str | os.PathLike) -> BinaryIO:
+    """Open ``path`` for reading only if it is a regular file (symlinks followed).
+
+    The type is checked before opening (a FIFO would block ``open`` until a writer comes) and
+    again on the open descriptor, which is opened non-blocking, so that an entry swapped for a
+    FIFO or device in between is refused as well.
+    """
+    kind = _kind(os.stat(path).st_mode)
+    if kind is None:
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+        fd = os.open(path, flags)
+        kind = _kind(os.fstat(fd).st_mode)
+        if kind is None:
+            if hasattr(os, "set_blocking"):
+                os.set_blocking(fd, True)
+            return os.fdopen(fd, "rb")
+        os.close(fd)
+    words = kind if kind.startswith("not") else f"it is {kind}, not a regular file"
+    raise NotRegularFileError(errno.EINVAL, words, str(path))
+
+
 def sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file."""
+    """Hex sha256 of a regular file.
+
+    Parameters
+    ----------
+    path : path
+        The file; symlinks are followed.
+
+    Returns
+    -------
+    str
+        The hex digest.
+
+    Raises
+    ------
+    OSError
+        The file cannot be read; :class:`NotRegularFileError` when it is a FIFO, device,
+        socket or directory (never opened in a way that could block).
+    """
+    with _open_regular(path) as fh:
+        return _digest(fh)
+
+
+def _digest(fh: BinaryIO) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
+    for block in iter(lambda: fh.read(1 << 20), b""):
+        h.update(block)
     return h.hexdigest()
 
 
@@ -100,12 +211,28 @@ def _local_candidates(data_dir: str | os.PathLike | None) -> list[tuple[str, Pat
 
 def _check(path: Path, entry: RegisteredFile, where: str) -> Path:
     try:
-        digest = sha256(path)
+        with _open_regular(path) as fh:
+            size = os.fstat(fh.fileno()).st_size
+            # a size check first: a huge wrong file is refused without reading it
+            digest = _digest(fh) if size == entry.size else None
+    except NotRegularFileError as exc:
+        raise DataError(
+            f"{entry.name}: found in {where} at {path} but it cannot be read ({exc.strerror}); "
+            f"it was skipped, not opened. Replace it with the file from {entry.url}, or remove "
+            f"it so that it can be fetched again."
+        ) from exc
     except OSError as exc:
         raise DataError(
             f"{entry.name}: found in {where} at {path} but it cannot be read ({exc}). "
             f"Fix its permissions or remove it so that it can be fetched again."
         ) from exc
+    if digest is None:
+        raise DataError(
+            f"{entry.name}: the copy in {where} at {path} has {size} bytes, expected "
+            f"{entry.size} bytes with sha256 {entry.sha256}. It is not the registered release: "
+            f"replace it with the file from {entry.url}, or remove it so that it can be "
+            f"fetched again."
+        )
     if digest != entry.sha256:
         raise DataError(
             f"{entry.name}: the copy in {where} at {path} has sha256 {digest}, "
@@ -116,16 +243,266 @@ def _check(path: Path, entry: RegisteredFile, where: str) -> Path:
 
 
 def locate(name: str, data_dir: str | os.PathLike | None = None) -> Path | None:
-    """Return the verified local path of a registered file, or None when none is found."""
+    """Return the verified local path of a registered file, or None when none is found.
+
+    Parameters
+    ----------
+    name : str
+        File name as in the registry.
+    data_dir : path, optional
+        A directory searched before every other place.
+
+    Returns
+    -------
+    pathlib.Path or None
+        The first copy found in the resolution order, verified; None when no place has one.
+
+    Raises
+    ------
+    DataError
+        The first entry found is not the registered release, cannot be read, or is not a
+        regular file (it is reported, never opened in a way that could block).
+    """
     entry = _entry(name)
     for where, folder in _local_candidates(data_dir):
         path = folder / name
-        if path.exists():
-            return _check(path, entry, where)
+        try:
+            os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # nothing there (a dangling symlink included): try the next place
+        except OSError as exc:  # e.g. a folder that cannot be searched, a symlink loop
+            raise DataError(
+                f"{name}: cannot look at {path} in {where} ({exc}). Fix its permissions or "
+                f"remove it so that it can be fetched again."
+            ) from exc
+        return _check(path, entry, where)
     return None
 
 
-def fetch(name: str, data_dir: str | os.PathLike | None = None, *, download: bool = True) -> Path:
+# --------------------------------------------------------------------------- downloads
+
+
+class _Refused(Exception):
+    """A download stopped by a check (deadline, size, hash); the message is the reason."""
+
+
+class _Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived during a download (a BaseException, like KeyboardInterrupt,
+    so that no ``except Exception`` on the way swallows it)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _signals_as_exceptions() -> Iterator[None]:
+    """While the block runs, SIGTERM/SIGHUP raise :class:`_Terminated` (once), so that the
+    ``finally`` blocks inside remove the temporary file; on leaving, the previous handlers
+    come back and the signal is delivered again, so the process still ends as it would have.
+
+    Only the main thread can set handlers; elsewhere, and for ignored signals, nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def handler(signum, frame):
+        if not caught:  # a second signal while cleaning up must not interrupt the cleanup
+            caught.append(signum)
+            raise _Terminated(signum)
+
+    previous = {}
+    for sig in _TERMINATING:
+        old = signal.getsignal(sig)
+        if old not in (signal.SIG_IGN, None):
+            previous[sig] = old
+            signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        if caught:
+            signal.raise_signal(caught[0])
+
+
+def _timeout(timeout: float | None) -> float:
+    """The overall deadline in seconds: the argument, ``$BAYES_STEPLAW_TIMEOUT`` or default."""
+    source, raw = ("timeout", timeout)
+    if timeout is None:
+        source, raw = (f"${ENV_TIMEOUT}", os.environ.get(ENV_TIMEOUT) or DEFAULT_TIMEOUT)
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise DataError(f"{source} must be a positive number of seconds; got {raw!r}.")
+    return value
+
+
+def _opener(sockets: list[socket.socket]) -> urllib.request.OpenerDirector:
+    """A urllib opener (proxies and redirects as usual) that records every socket it
+    connects, so that a watchdog can shut them down when the overall deadline passes."""
+
+    class Recording:
+        def connect(self):
+            super().connect()  # type: ignore[misc]
+            sockets.append(self.sock)  # type: ignore[attr-defined]
+
+    class HTTPConnection(Recording, http.client.HTTPConnection): ...
+
+    class HTTPSConnection(Recording, http.client.HTTPSConnection): ...
+
+    class HTTPHandler(urllib.request.HTTPHandler):
+        def http_open(self, req):
+            return self.do_open(HTTPConnection, req)
+
+    class HTTPSHandler(urllib.request.HTTPSHandler):
+        def https_open(self, req):
+            return self.do_open(HTTPSConnection, req, context=self._context)
+
+    class Redirects(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, req, fp, code, msg, headers, newurl):
+            _check_scheme(newurl, "redirected to")  # urllib would follow ftp:// too
+            return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+    return urllib.request.build_opener(HTTPHandler, HTTPSHandler, Redirects)
+
+
+def _check_scheme(url: str, what: str = "unsupported address") -> None:
+    if urllib.parse.urlsplit(url).scheme.lower() not in ("http", "https"):
+        raise ValueError(f"{what} {url!r}: only http:// and https:// are fetched")
+
+
+def _stream(url: str, out: BinaryIO, entry: RegisteredFile, deadline: float) -> str:
+    """Copy the body at ``url`` into ``out``; return its sha256.
+
+    Raises :class:`_Refused` past the deadline, beyond the registered size or on a short
+    body; network errors propagate as they are.
+    """
+    sockets: list[socket.socket] = []
+    expired = threading.Event()
+
+    def watchdog() -> None:
+        # a blocking read wakes up when its socket is shut down; the read loop then sees
+        # ``expired`` (a per-read timeout alone lets a slow drip go on for ever)
+        expired.set()
+        for sock in list(sockets):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    timer = threading.Timer(deadline, watchdog)
+    timer.daemon = True
+    started = time.monotonic()
+    received = 0
+
+    def too_slow() -> _Refused:
+        return _Refused(
+            f"did not finish within the {deadline:g} s deadline ({received} of {entry.size} "
+            f"bytes after {time.monotonic() - started:.1f} s; set {ENV_TIMEOUT} to allow more)"
+        )
+
+    request = urllib.request.Request(
+        url, headers={"User-Agent": "bayes-steplaw", "Accept-Encoding": "identity"}
+    )
+    timer.start()
+    try:
+        with _opener(sockets).open(request, timeout=min(READ_TIMEOUT, deadline)) as resp:
+            announced = (resp.headers.get("Content-Length") or "").strip()
+            if announced.isdigit() and int(announced) != entry.size:
+                raise _Refused(
+                    f"announces {int(announced)} bytes, but the registered file has "
+                    f"{entry.size} bytes"
+                )
+            h = hashlib.sha256()
+            while True:
+                # read1: at most one read from the socket, so the deadline is checked often
+                block = resp.read1(_BLOCK)
+                if expired.is_set() or time.monotonic() - started > deadline:
+                    raise too_slow()
+                if not block:
+                    break
+                received += len(block)
+                if received > entry.size:
+                    raise _Refused(
+                        f"sent more than the registered {entry.size} bytes (stopped there)"
+                    )
+                h.update(block)
+                try:
+                    out.write(block)
+                except OSError as exc:
+                    raise _Refused(f"could not be written into the cache ({exc})") from exc
+    except _Refused:
+        raise
+    except Exception as exc:
+        if expired.is_set():
+            raise too_slow() from exc
+        raise
+    finally:
+        timer.cancel()
+    if received < entry.size:
+        raise _Refused(f"ended after {received} of the registered {entry.size} bytes")
+    return h.hexdigest()
+
+
+def _temporary_beside(target: Path) -> tuple[int, Path]:
+    """Create a new, uniquely named temporary file in ``target``'s directory.
+
+    ``O_EXCL`` makes the name this process's own; the mode is left to the umask, as for any
+    file the user creates (``tempfile.mkstemp`` would make the cached file private).
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(6)}.part")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {target}")
+
+
+def _download(entry: RegisteredFile, url: str, folder: Path, deadline: float) -> Path:
+    """Download into a unique temporary file in ``folder``, check it, rename it into place.
+
+    Writing beside the target and renaming makes the cached file appear whole or not at all,
+    and lets concurrent fetches into one cache each finish (the last rename wins; all are
+    the same verified bytes).
+    """
+    _check_scheme(url)
+    target = folder / entry.name
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _Refused(f"cannot create the cache directory {folder} ({exc})") from exc
+    with _signals_as_exceptions():
+        try:
+            fd, tmp = _temporary_beside(target)
+        except OSError as exc:
+            raise _Refused(f"cannot write into the cache directory {folder} ({exc})") from exc
+        try:
+            with os.fdopen(fd, "wb") as out:
+                digest = _stream(url, out, entry, deadline)
+                out.flush()
+                os.fsync(out.fileno())  # whole on disk before the rename makes it visible
+            if digest != entry.sha256:
+                raise _Refused(
+                    f"does not match the registered sha256 {entry.sha256} (got {digest})"
+                )
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)  # no-op after the rename
+    return target
+
+
+def fetch(
+    name: str,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    download: bool = True,
+    timeout: float | None = None,
+) -> Path:
     """Return a verified local path of a registered file, downloading it if needed.
 
     Parameters
@@ -136,12 +513,24 @@ def fetch(name: str, data_dir: str | os.PathLike | None = None, *, download: boo
         A directory searched before every other place.
     download : bool
         Allow the download step. Also disabled by ``BAYES_STEPLAW_OFFLINE=1``.
+    timeout : float, optional
+        Seconds the whole download may take (default ``$BAYES_STEPLAW_TIMEOUT`` or
+        :data:`DEFAULT_TIMEOUT`); a server that goes silent fails after
+        ``min(READ_TIMEOUT, timeout)`` seconds.
+
+    Returns
+    -------
+    pathlib.Path
+        The verified file: a local copy, or the cached download.
 
     Raises
     ------
     DataError
         The file is missing everywhere and cannot be downloaded, a local copy has the wrong
-        hash or cannot be read, or the download does not match the registered sha256.
+        size or hash, cannot be read or is not a regular file, or the download fails, runs
+        past the deadline, exceeds the registered size or does not match the registered
+        sha256 (nothing is cached then). A download interrupted by SIGTERM or SIGHUP
+        removes its temporary file, then the signal takes its usual course.
     """
     entry = _entry(name)
     found = locate(name, data_dir)
@@ -157,37 +546,41 @@ def fetch(name: str, data_dir: str | os.PathLike | None = None, *, download: boo
         raise DataError(
             f"{name} was not found and downloading is disabled. Searched {searched}. {how}"
         )
+    deadline = _timeout(timeout)
     url = os.environ.get(ENV_URL, "").rstrip("/")
     url = f"{url}/{name}" if url else entry.url
-    import pooch
-
-    target = cache_dir()
     try:
-        path = pooch.retrieve(
-            url, known_hash=f"sha256:{entry.sha256}", fname=name, path=target, progressbar=False
-        )
-    except ValueError as exc:
-        # pooch reports a hash mismatch as a ValueError (and removes the bad download itself);
-        # requests' bad-URL errors and pooch's unknown-protocol error are ValueErrors too.
-        if "hash" not in str(exc).lower():
-            raise DataError(
-                f"{name} was not found locally and the download from {url} failed ({exc}). "
-                f"Searched {searched}. {how}"
-            ) from exc
+        return _download(entry, url, cache_dir(), deadline)
+    except _Refused as exc:
+        raise DataError(f"{name}: the download from {url} {exc}; nothing was cached.") from exc
+    except _Terminated as exc:  # only reached when a Python handler let the process go on
         raise DataError(
-            f"{name}: the download from {url} does not match the registered sha256 "
-            f"{entry.sha256}; nothing was cached. {exc}"
-        ) from exc
-    except Exception as exc:  # network errors of every kind
+            f"{name}: the download from {url} was interrupted by signal "
+            f"{signal.Signals(exc.signum).name}; nothing was cached."
+        ) from None
+    except Exception as exc:  # network errors of every kind, malformed addresses
+        reason = str(exc).replace("\n", " ") or type(exc).__name__
         raise DataError(
-            f"{name} was not found locally and the download from {url} failed ({exc}). "
+            f"{name} was not found locally and the download from {url} failed ({reason}). "
             f"Searched {searched}. {how}"
         ) from exc
-    return Path(path)
 
 
 def status(data_dir: str | os.PathLike | None = None) -> list[dict]:
-    """One record per registered file: where it resolves locally and whether it verifies."""
+    """One record per registered file: where it resolves locally and whether it verifies.
+
+    Parameters
+    ----------
+    data_dir : path, optional
+        A directory searched before every other place.
+
+    Returns
+    -------
+    list of dict
+        ``name``, ``path`` (str or None), ``ok`` (bool) and ``problem`` (None or a one-line
+        reason, e.g. a wrong hash or an entry that is not a regular file: such an entry is
+        reported and skipped, never read). Nothing is downloaded.
+    """
     out = []
     for entry in registered_files():
         rec = {"name": entry.name, "path": None, "ok": False, "problem": None}

@@ -186,12 +186,12 @@ def load_sweeps(which: str = "all", data_dir: str | os.PathLike | None = None) -
     which : {"dense", "moe", "all"}
         Which sweep to load.
     data_dir : path, optional
-        Directory holding the released CSV files (see :mod:`bayes_steplaw.registry`).
+        Directory holding the released CSV files (see :mod:`bayes_steplaw.datasets.registry`).
 
     Returns
     -------
     pandas.DataFrame
-        One row per run with the canonical columns of :mod:`bayes_steplaw.sweeps`, the
+        One row per run with the canonical columns of :mod:`bayes_steplaw.datasets.sweeps`, the
         architecture columns (``d_model, d_ff, n_heads, n_layers`` and for MoE ``n_experts,
         top_k, d_expert, d_shared_expert, n_dense_layers``), ``iterations``, ``loss_last``
         (last raw loss) and ``run`` (the experiment name). ``lr`` is snapped to the grid.
