@@ -84,7 +84,8 @@ PREDICT_COLUMNS = (
     "batch_sequences_upper",
 )
 SWEEP_COLUMNS = ("N", "D", "lr", "batch_tokens", "loss", "setting")
-"""Columns :meth:`BootstrapOLS.fit` needs (the canonical schema of :mod:`bayes_steplaw.datasets.sweeps`)."""
+"""Columns :meth:`BootstrapOLS.fit` needs (the canonical schema of
+:mod:`bayes_steplaw.datasets.sweeps`)."""
 
 _UPSTREAM_HEADER = "N D seq_len lr bs bs_in_sample"
 _CHUNK_CELLS = 1 << 22  # points x resamples evaluated at once in predict()
@@ -211,8 +212,8 @@ class BootstrapOLS:
         """Run the paper's bootstrap-OLS recipe on a sweep table.
 
         Within each setting keep the runs whose loss is within ``threshold`` relative loss of the
-        setting's minimum (:func:`bayes_steplaw.datasets.sweeps.near_optimal`, strict ``<``); pool the
-        kept runs; draw ``n_boot`` resamples of them with replacement; in each, regress
+        setting's minimum (:func:`bayes_steplaw.datasets.sweeps.near_optimal`, strict ``<``);
+        pool the kept runs; draw ``n_boot`` resamples of them with replacement; in each, regress
         ``ln lr`` on ``(ln N, ln D)`` and ``ln batch_tokens`` on ``ln D`` by OLS. All resamples
         are solved at once (batched normal equations), without a Python loop.
 
