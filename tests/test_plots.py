@@ -18,6 +18,9 @@ from matplotlib.figure import Figure
 from bayes_steplaw import BootstrapOLS, load_default, load_sweeps, plots
 from bayes_steplaw.bootstrap import PAPER_TABLE2
 
+# the plots speak the current API: any deprecated spelling they used would fail here
+pytestmark = pytest.mark.filterwarnings("error::FutureWarning")
+
 
 @pytest.fixture(scope="module")
 def post():
@@ -81,6 +84,23 @@ def test_optimum_scaling_lr(post, sweeps, against):
     assert len(ax.figure.axes) == 2  # the colorbar
 
 
+def test_optimum_scaling_kind(post):
+    """``kind`` goes to predict as it is; the legend says what the bands are about, and a new
+    setting's optimum (law + setting scatter) has wider bands than the law."""
+
+    def widest_band(ax):
+        verts = ax.collections[0].get_paths()[0].vertices  # the 90% band of the first line
+        return np.ptp(np.log(verts[:, 1]))
+
+    law = plots.optimum_scaling(post, at=[5e8])
+    centre = plots.optimum_scaling(post, at=[5e8], kind="centre")
+    assert law.get_legend().get_title().get_text() == "intervals of the law"
+    assert "a new setting's optimum" in centre.get_legend().get_title().get_text()
+    assert widest_band(centre) > widest_band(law)
+    with pytest.raises(ValueError, match="kind"):
+        plots.optimum_scaling(post, kind="nonsense")
+
+
 def test_optimum_scaling_batch_single_line(post, sweeps):
     ax = plots.optimum_scaling(post, sweeps, quantity="batch_tokens", against="D")
     assert len(ax.lines) == 1  # no delta: the batch law is the same for every N
@@ -128,9 +148,10 @@ def test_interval_comparison(post, published):
     fig = plots.interval_comparison(post, {"published": published}, N, 100 * N)
     assert len(fig.axes) == 4
     bottom = fig.axes[2]
-    assert len(bottom.lines) == 3  # posterior law, posterior run, published
+    assert len(bottom.lines) == 3  # posterior law, posterior centre, published
     widths = {line.get_label(): line.get_ydata() for line in bottom.lines}
-    assert np.all(widths["posterior: a new setting"] >= widths["posterior: the law"] - 1e-9)
+    law, centre = widths["posterior: the law"], widths["posterior: a new setting's optimum"]
+    assert np.all(centre >= law - 1e-9)
     assert all(ax.get_xscale() == "log" for ax in fig.axes)
     assert "D = 100 N" in bottom.get_xlabel()
 
@@ -143,6 +164,12 @@ def test_plan_without_landscape(post, published):
     assert len(lr_ax.lines) == 2  # median and paper
     paper_lr = published.predict(7e9, 1.4e12)["lr"].iloc[0]
     assert np.isclose(lr_ax.lines[1].get_xdata()[0], paper_lr)
+    # the title says what the distributions are about, and follows kind
+    assert "a new setting" in fig.get_suptitle()
+    law = plots.plan(post, 7e9, 1.4e12, kind="law")
+    assert "the law's own uncertainty" in law.get_suptitle()
+    median_law = post.predict(7e9, 1.4e12, kind="law").median()["lr"].iloc[0]
+    assert np.isclose(law.axes[0].lines[0].get_xdata()[0], median_law)
 
 
 def test_landscape_map_observed(sweeps, published, post):
@@ -186,4 +213,4 @@ def test_relative_loss_check(sweeps, landscape):
     ax = plots.relative_loss_check(landscape, sweeps)
     assert "observed relative loss" in ax.get_ylabel() and "%" in ax.get_xlabel()
     n = sum(len(c[0].get_xdata()) for c in ax.containers)
-    assert n == len(landscape.run_predictions(sweeps)["design"].runs)
+    assert n == len(landscape.run_design(sweeps).runs)  # every fitted run, none dropped

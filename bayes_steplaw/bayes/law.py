@@ -304,6 +304,10 @@ class Prediction:
         )
 
 
+KIND_NAMES = {"sweep": "a sweep's best run", "centre": "a new setting's optimum", "law": "the law"}
+"""Short names of what each kind's interval is about (legends, tables)."""
+
+
 def describe_kind(kind: str) -> str:
     """What an interval of ``kind`` is about, in words."""
     return {

@@ -17,6 +17,7 @@ post = load_default()
 sweeps = load_sweeps("all")
 
 fig, (left, right) = plt.subplots(1, 2, figsize=(13, 6), layout="constrained")
+fig.get_layout_engine().set(wspace=0.08)  # room between the left colorbar and the right panel
 plots.optimum_scaling(post, sweeps, against="D", ax=left)
 plots.optimum_scaling(post, sweeps, against="N", at=[5e9, 1e10, 2e10, 5e10, 1e11], ax=right)
 plt.show()
@@ -28,8 +29,8 @@ plt.show()
 # √2 -- which is why the law is fitted to all of them rather than to each setting's single
 # best run.
 #
-# Where a *new* run's optimum will be is a wider question; ``kind="run"`` adds the
-# setting-to-setting scatter:
+# Where the optimum of a *new* setting will be is a wider question; ``kind="centre"`` adds
+# the setting-to-setting scatter (the legend's title says which of the two a band is about):
 
-ax = plots.optimum_scaling(post, sweeps, against="D", kind="run")
+ax = plots.optimum_scaling(post, sweeps, against="D", kind="centre")
 plt.show()

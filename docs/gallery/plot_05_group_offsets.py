@@ -29,12 +29,12 @@ fig = plots.offset_contrast(post, "moe", "dense")
 plt.show()
 
 # %%
-# The same numbers as ``bayes-steplaw compare moe dense``: a log-scale difference, its 90%
-# interval, the median ratio and P(MoE > dense).
+# The same numbers as ``bayes-steplaw compare moe dense``: the ratio of the MoE law to the
+# dense law (posterior mean, median and 90% equal-tailed interval) and P(MoE > dense).
 
-post.compare_offsets("moe", "dense").round(3)
+post.compare_offsets("moe", "dense", scale="ratio").round(3)
 
 # %%
 # Variants can be compared the same way, e.g. the densest against the sparsest MoE:
 
-post.compare_offsets("moe/3in8", "moe/1in89").round(3)
+post.compare_offsets("moe/3in8", "moe/1in89", scale="ratio").round(3)

@@ -4,8 +4,9 @@ Bootstrap intervals next to Bayesian intervals
 
 The same (N, D) points, from 100M to 100B parameters trained on 100 tokens per parameter,
 through three lenses: the paper's published bootstrap ensemble, the paper's recipe refitted on
-the released dense runs, and the Bayesian posterior -- both the law's own uncertainty and the
-wider interval of where a new run's optimum will be. Top: the 90% intervals; bottom: their
+the released dense runs, and the Bayesian posterior -- both the law's own uncertainty
+(``kind="law"``) and the wider interval of where a new setting's optimum will be
+(``kind="centre"``). Top: the 90% intervals; bottom: their
 width as a factor (upper / lower). White is the range the data cover, grey extrapolation.
 """
 
@@ -37,10 +38,10 @@ pooled = BootstrapOLS.fit(load_sweeps("all"), seed=0)
 rows = []
 for n, d in [(5e8, 2e10), (7e9, 1.4e12), (7e10, 1.4e13)]:
     row = {"N": f"{n:.0e}", "D": f"{d:.0e}"}
-    for kind in ("law", "run"):
-        iv = post.predict(n, d, kind=kind).interval(0.9, kind="eti").iloc[0]
-        row[f"posterior {kind}: lr"] = iv.lr_upper / iv.lr_lower
-        row[f"posterior {kind}: batch"] = iv.batch_tokens_upper / iv.batch_tokens_lower
+    for kind, name in (("law", "the law"), ("centre", "a new setting")):
+        iv = post.predict(n, d, kind=kind).interval(0.9, method="eti").iloc[0]
+        row[f"posterior, {name}: lr"] = iv.lr_upper / iv.lr_lower
+        row[f"posterior, {name}: batch"] = iv.batch_tokens_upper / iv.batch_tokens_lower
     for name, model in [
         ("published", published),
         ("refit dense", refit),
@@ -55,11 +56,12 @@ widths.round(2)
 
 # %%
 # Inside the data the law's intervals agree: for the learning rate the refit bootstrap and the
-# posterior's ``law`` interval are within a few percent of each other. They part as the law is
-# extrapolated: the posterior's exponents are less certain than the bootstrap's, and the
+# posterior's interval of the law are within a few percent of each other. They part as the law
+# is extrapolated: the posterior's exponents are less certain than the bootstrap's, and the
 # published ensemble (fitted to more runs than were released) is the narrowest of all.
 #
 # The bootstrap is overconfident in two ways. It has no setting-to-setting scatter, so as a
-# statement about a *new run's* optimum its batch interval is too narrow even inside the data
-# (compare the posterior's ``run`` row). And pooling the MoE runs -- all at one N -- into the
-# regression narrows its batch interval further without adding any information about scale.
+# statement about a *new setting's* optimum its batch interval is too narrow even inside the
+# data (compare the posterior's rows for a new setting). And pooling the MoE runs -- all at one
+# N -- into the regression narrows its batch interval further without adding any information
+# about scale.

@@ -3,12 +3,12 @@ Planning a run: 7B parameters on 1.4T tokens
 ============================================
 
 Everything the package knows about one planned run. The optimum model gives the distribution
-of the optimal peak learning rate and batch size of a *new* run at this scale (law uncertainty
-plus setting-to-setting scatter, ``kind="run"``), next to the paper's point prediction. The
-landscape model adds the plateau region -- the (lr, batch) settings with at least a 50% chance
-of ending within 0.25% of the best attainable loss --, its recommendation, and the best
-learning rate when the batch size is fixed by the hardware (here 4M tokens, 2048 sequences of
-2048 tokens).
+of the optimal peak learning rate and batch size of a *new* setting at this scale (law
+uncertainty plus setting-to-setting scatter, ``kind="centre"``), next to the paper's point
+prediction. The landscape model adds the plateau region -- the (lr, batch) settings with at
+least a 50% chance of ending within 0.25% of the best attainable loss --, its recommendation,
+and the best learning rate when the batch size is fixed by the hardware (here 4M tokens, 2048
+sequences of 2048 tokens).
 """
 
 import matplotlib.pyplot as plt
