@@ -81,8 +81,6 @@ SYMBOLS = {
 }
 """Axis label of each exponent: its symbol and the law it belongs to."""
 
-# Short legend names of what a predict(kind=...) interval is about; the full sentence is
-# bayes_steplaw.bayes.law.describe_kind. A kind not listed here gets that sentence.
 
 def plt():
     """``matplotlib.pyplot``, imported on first use (importing the package must not)."""
@@ -135,7 +133,8 @@ def count_or_lr(quantity: str) -> str:
 
 
 def kind_label(kind: str) -> str:
-    """Short legend name of what a ``predict(kind=...)`` interval is about."""
+    """Short legend name of what a ``predict(kind=...)`` interval is about (``KIND_NAMES``;
+    the full sentence of :func:`~bayes_steplaw.bayes.law.describe_kind` for other kinds)."""
     from ..bayes.law import KIND_NAMES, describe_kind
 
     if kind in KIND_NAMES:
