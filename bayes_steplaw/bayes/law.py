@@ -327,6 +327,11 @@ class StepLawPosterior(Posterior):
 
     save_drop = ()
 
+    @property
+    def default_kind(self) -> str:
+        """``"sweep"`` when the posterior models the best run of a sweep, else ``"centre"``."""
+        return "sweep" if "mu_best_lr" in self.posterior else "centre"
+
     # ------------------------------------------------------------------ offsets
 
     def _offset(self, law: str, group: str, rng: np.random.Generator | None) -> np.ndarray:
@@ -399,14 +404,16 @@ class StepLawPosterior(Posterior):
             a_lr = a_lr + self.flat("sigma_setting_lr") * rng.standard_normal(self.n_samples)
             a_bs = a_bs + self.flat("sigma_setting_bs") * rng.standard_normal(self.n_samples)
         if kind == "sweep":
-            a_lr = a_lr + self._best_run_offset("lr", grid[0], rng)
-            a_bs = a_bs + self._best_run_offset("bs", grid[1], rng)
+            a_lr = a_lr + self._best_run_offset("lr", grid[0], group, rng)
+            a_bs = a_bs + self._best_run_offset("bs", grid[1], group, rng)
         delta = self.flat("delta") if "delta" in self.posterior else np.zeros(self.n_samples)
         coef_lr = np.stack([a_lr, self.flat("alpha"), self.flat("beta")])
         coef_bs = np.stack([a_bs, delta, self.flat("gamma")])
         return coef_lr, coef_bs
 
-    def _best_run_offset(self, law: str, step: float, rng: np.random.Generator) -> np.ndarray:
+    def _best_run_offset(
+        self, law: str, step: float, group: str, rng: np.random.Generator
+    ) -> np.ndarray:
         """Draws of (best run of a sweep − plateau centre) in ln units, on a grid of ``step``."""
         if f"mu_best_{law}" not in self.posterior:
             raise ValueError(
@@ -418,7 +425,16 @@ class StepLawPosterior(Posterior):
         if step < 1:
             raise ValueError(f"grid steps are ratios between neighbouring values, > 1; got {step}")
         scale = np.sqrt(self.flat(f"sigma_best_{law}") ** 2 + np.log(step) ** 2 / 12.0)
-        return self.flat(f"mu_best_{law}") + scale * rng.standard_normal(self.n_samples)
+        mu = self.flat(f"mu_best_{law}")
+        column = self.metadata.get("best_offsets_column")
+        if column is not None:
+            k = self.hierarchy.resolve(group)[0]
+            if k >= 0:
+                mu = mu + self.flat(f"mu_best_{law}_{column}")[:, k]
+            elif k == -2:  # a never-seen family: its offset from the prior of the seen ones
+                sd = self.metadata["best_offset_sd"]
+                mu = mu + sd * rng.standard_normal(self.n_samples)
+        return mu + scale * rng.standard_normal(self.n_samples)
 
     def predict(
         self,
@@ -441,12 +457,13 @@ class StepLawPosterior(Posterior):
         group : str
             ``"dense"`` (default), ``"moe"``, ``"moe/1in8"``, ... (see :attr:`groups_seen`);
             ``"new"`` for a never-seen architecture drawn from the group population.
-        kind : {"sweep", "centre", "law"}
+        kind : {"sweep", "centre", "law"}, optional
             What the interval is about: ``"sweep"``, the best run that a grid sweep around the
-            optimum of a new setting will find (what a user observes; optimum model only);
-            ``"centre"`` (default), the optimum (plateau centre) of a new setting: the law's
-            uncertainty plus the scatter of optima between settings; ``"law"``, the law
-            itself. (``"run"`` is the old name of ``"centre"``.)
+            optimum of a new setting will find (what a user observes; needs a posterior with
+            the best-run model, the optimum model's); ``"centre"``, the optimum (plateau
+            centre) of a new setting: the law's uncertainty plus the scatter of optima
+            between settings; ``"law"``, the law itself. Default: :attr:`default_kind`.
+            (``"run"`` is the old name of ``"centre"``.)
         seq_len : int
             Sequence length, to express the batch in sequences (default 2048).
         grid : (float, float)
@@ -459,7 +476,7 @@ class StepLawPosterior(Posterior):
         """
         opts = legacy_positional(
             "predict", args, {"group": group, "seq_len": seq_len, "kind": kind},
-            {"group": "dense", "seq_len": DEFAULT_SEQ_LEN, "kind": "centre"},
+            {"group": "dense", "seq_len": DEFAULT_SEQ_LEN, "kind": self.default_kind},
         )  # fmt: skip
         group, seq_len = opts["group"], check_seq_len(opts["seq_len"])
         kind = check_kind(opts["kind"])

@@ -24,11 +24,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .._validate import DEFAULT_TOL
+from .._validate import DEFAULT_TOL, check_choice
 from ..datasets.sweeps import best_runs, near_optimal
 from .design import DEFAULT_GROUPS, build_design, level_dims
 from .law import PRIORS, StepLawPosterior, law_means
 from .model import Built, Model
+
+BEST_OFFSET_SD = 0.2  # prior sd of a group's offset of μ_best (ln units)
 
 
 class OptimumPosterior(StepLawPosterior):
@@ -68,6 +70,9 @@ class OptimumModel(Model):
         Add δ·(ln N − ln N0) to the batch law.
     threshold : float
         Plateau filter: runs within this relative loss of their setting's best are used.
+    best_offsets : {"shared", "group"}
+        Whether the best run's mean offset from the plateau centre, μ_best, is one for all
+        groups or has zero-sum offsets (sd 0.2) per level of the first group column.
     """
 
     kind = "optimum"
@@ -79,8 +84,10 @@ class OptimumModel(Model):
         *,
         batch_depends_on_N: bool = False,
         threshold: float = DEFAULT_TOL,
+        best_offsets: str = "group",
     ):
         super().__init__(groups, batch_depends_on_N=batch_depends_on_N)
+        self.best_offsets = check_choice(best_offsets, "best_offsets", ("shared", "group"))
         if not (isinstance(threshold, (int, float)) and np.isfinite(threshold) and threshold > 0):
             raise ValueError(
                 f"threshold must be > 0 (a relative loss, e.g. {DEFAULT_TOL}); got {threshold!r}"
@@ -89,11 +96,16 @@ class OptimumModel(Model):
 
     def get_config(self) -> dict:
         """JSON-ready arguments of this model."""
-        return {**super().get_config(), "threshold": self.threshold}
+        return {
+            **super().get_config(),
+            "threshold": self.threshold,
+            "best_offsets": self.best_offsets,
+        }
 
     def build(self, sweeps: pd.DataFrame, *, weighted: bool = False) -> Built:
         """The PyMC model on the plateau runs and best runs of ``sweeps``."""
         import pymc as pm
+        import pytensor.tensor as pt
 
         runs = near_optimal(sweeps, self.threshold)
         design = build_design(runs, self.groups)
@@ -109,6 +121,10 @@ class OptimumModel(Model):
         rs = design.run_setting[plateau]
         coords = {"setting": design.settings, "plateau_run": plateau}
         coords.update(level_dims(design.hierarchy))
+        levels = design.hierarchy.levels
+        by_group = self.best_offsets == "group" and bool(levels) and len(levels[0].labels) > 1
+        column = levels[0].column if by_group else None
+        dim = f"level_{column}"
         steps = {
             law: best[f"{col}_step"].to_numpy(float) for law, col in (("lr", "lr"), ("bs", "batch"))
         }
@@ -122,6 +138,9 @@ class OptimumModel(Model):
             for law, values in (("lr", design.log_lr), ("bs", design.log_bs)):
                 s_run = pm.HalfNormal(f"sigma_run_{law}", PRIORS["sigma_run"][1])
                 mu = pm.Normal(f"mu_best_{law}", *PRIORS["mu_best"][1:])
+                if by_group:
+                    off = pm.ZeroSumNormal(f"mu_best_{law}_{column}", BEST_OFFSET_SD, dims=dim)
+                    mu = mu + pt.concatenate([off, pt.zeros(1)])[design.setting_levels[:, 0]]
                 s_best = pm.HalfNormal(f"sigma_best_{law}", PRIORS["sigma_best"][1])
                 scale = pm.math.sqrt(s_best**2 + steps[law] ** 2 / 12.0)
                 runs_at, best_at = m[law][rs], m[law] + mu
@@ -140,6 +159,8 @@ class OptimumModel(Model):
         extra = {
             "threshold": self.threshold,
             "priors": PRIORS,
+            "best_offsets_column": column,
+            "best_offset_sd": BEST_OFFSET_SD,
             "grid_steps": {
                 "lr": float(np.median(steps["lr"])),
                 "bs": float(np.median(steps["bs"])),
