@@ -588,7 +588,7 @@ def test_an_unexpected_error_in_one_run_does_not_stop_the_others(log_tree, monke
             raise RuntimeError("disk on fire")
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(logs, "read_loss_curve", flaky)
+    monkeypatch.setattr(logs.analyse, "read_loss_curve", flaky)
     rows = by_name(logs.quick_check(base, "keep|run", workers=1))
     assert rows["run_only"]["status"] == "failed"
     assert rows["run_only"]["problems"] == "unexpected error: RuntimeError: disk on fire"

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -17,30 +16,41 @@ from ._common import _fail, logs_app
 _LOG_PATTERN_HELP = "File names (full match) that are logs; the largest number <k> is read."
 
 
-def _logs_args(base_dir: Path, dir_pattern: str, log_pattern: str) -> None:
+def _logs_args(base_dir: Path, dir_pattern: str, log_pattern: str, window: float) -> None:
     """Check the arguments shared by the logs commands; exit with a one-line error."""
+    from ..logs._guards import compile_pattern, display_path
+
+    shown = display_path(base_dir)
     if not base_dir.exists():
-        _fail(f"BASE_DIR {str(base_dir)!r} does not exist; expected a directory of run folders")
+        _fail(f"BASE_DIR {shown!r} does not exist; expected a directory of run folders")
     if not base_dir.is_dir():
-        _fail(f"BASE_DIR {str(base_dir)!r} is a file; expected a directory of run folders")
+        _fail(f"BASE_DIR {shown!r} is a file; expected a directory of run folders")
     for name, value in (("DIR_PATTERN", dir_pattern), ("--log-pattern", log_pattern)):
         try:
-            re.compile(value)
-        except re.error as exc:
-            _fail(
-                f"{name} {value!r} is not a valid regular expression ({exc}); expected a "
-                f"Python regular expression such as 'step2v2_.*'"
-            )
+            compile_pattern(value, name)
+        except ValueError as exc:
+            _fail(str(exc))
+    if window <= 0:
+        _fail(f"--window must be > 0 iterations; got {window}")
 
 
-def _skip_printer(verbose: bool):
+def _printers(verbose: bool) -> dict[str, Any]:
+    """``on_skip`` and ``on_link`` callbacks that print under --verbose (names escaped)."""
     if not verbose:
-        return None
+        return {"on_skip": None, "on_link": None}
+    from ..logs._guards import display_path
 
     def on_skip(folder: Path, reason: str) -> None:
-        typer.echo(f"skip {folder}: {reason}", err=True)
+        typer.echo(f"skip {display_path(folder)}: {reason}", err=True)
 
-    return on_skip
+    def on_link(link: Path, target: Path) -> None:
+        typer.echo(
+            f"link {display_path(link)} -> {display_path(target)}: outside BASE_DIR, "
+            f"followed (--no-follow to skip links)",
+            err=True,
+        )
+
+    return {"on_skip": on_skip, "on_link": on_link}
 
 
 def _report_runs(frame) -> None:
@@ -72,7 +82,20 @@ _Progress = Annotated[
         "--progress/--no-progress", help="Progress bar on stderr (default: on a terminal only)."
     ),
 ]
-_Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="List skipped folders.")]
+_Verbose = Annotated[
+    bool,
+    typer.Option(
+        "--verbose", "-v", help="List skipped folders and symbolic links that leave BASE_DIR."
+    ),
+]
+_NoFollow = Annotated[
+    bool,
+    typer.Option(
+        "--no-follow",
+        help="Do not follow symbolic links: linked folders are not entered, linked logs and "
+        "hparams files are not read (the run is reported).",
+    ),
+]
 _LogPattern = Annotated[str, typer.Option(help=_LOG_PATTERN_HELP)]
 _Strict = Annotated[bool, typer.Option("--strict", help="Exit with 1 when any run has a problem.")]
 
@@ -89,17 +112,18 @@ def logs_quick_check(
     workers: _Workers = None,
     progress: _Progress = None,
     log_pattern: _LogPattern = r"train_log_(\d+)\.(?:txt|log|csv|jsonl)",
+    no_follow: _NoFollow = False,
     strict: _Strict = False,
 ) -> None:
     """Smoothed final training loss of every run: one row per run, sorted by name.
 
-    Problems (no loss lines, nan/inf, a truncated last line, stopped early) go to stderr.
+    Problems (no loss lines, nan/inf, a truncated last line, stopped early, a log that is not
+    a regular file, a folder that cannot be listed) go to stderr.
     """
     from ..logs import quick_check
+    from ..logs.output import escape_formulas
 
-    _logs_args(base_dir, dir_pattern, log_pattern)
-    if window <= 0:
-        _fail(f"--window must be > 0 iterations; got {window}")
+    _logs_args(base_dir, dir_pattern, log_pattern, window)
     try:
         frame = quick_check(
             base_dir,
@@ -110,7 +134,8 @@ def logs_quick_check(
             log_pattern=log_pattern,
             workers=workers,
             progress=progress,
-            on_skip=_skip_printer(verbose),
+            follow_symlinks=not no_follow,
+            **_printers(verbose),
         )
     except (OSError, ValueError) as exc:
         _fail(str(exc), 1)
@@ -127,8 +152,8 @@ def logs_quick_check(
         text = show.astype(object).where(show.notna(), "-")
         text["smooth_loss"] = [v if v == "-" else f"{v:.6f}" for v in text["smooth_loss"]]
         typer.echo(text.to_string(index=False))
-    else:
-        typer.echo(show.to_csv(index=False, sep="\t", na_rep=""), nl=False)
+    else:  # TSV is what ends up in spreadsheets: escape names that would run as formulas
+        typer.echo(escape_formulas(show).to_csv(index=False, sep="\t", na_rep=""), nl=False)
     _report_runs(frame)
     if strict and (frame["status"] != "ok").any():
         raise typer.Exit(1)
@@ -138,7 +163,14 @@ def logs_quick_check(
 def logs_collect(
     base_dir: _Base,
     dir_pattern: _Pattern,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Sweep table (CSV) to write.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Sweep table (CSV) to write; checked before any work, replaced atomically.",
+        ),
+    ],
     seq_len: Annotated[
         int | None,
         typer.Option(help="Sequence length of runs that do not state one (released: 2048).", min=1),
@@ -171,9 +203,19 @@ def logs_collect(
     max_cnt: _MaxCnt = 32768,
     window: _Window = 100.0,
     verbose: _Verbose = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet",
+            "-q",
+            help="No progress bar, no summary, no per-run warnings (they stay in the "
+            "table's problems column); excluded runs and errors are still printed.",
+        ),
+    ] = False,
     workers: _Workers = None,
     progress: _Progress = None,
     log_pattern: _LogPattern = r"train_log_(\d+)\.(?:txt|log|csv|jsonl)",
+    no_follow: _NoFollow = False,
     strict: Annotated[
         bool, typer.Option("--strict", help="Fail, writing nothing, when any run has a problem.")
     ] = False,
@@ -184,14 +226,18 @@ def logs_collect(
 
     Unless given: N = n_layers (4 d_model^2 + 3 d_model d_ff), D = iterations x bs x seq_len.
 
-    Runs with problems are left out of the table and listed on stderr.
+    Runs with problems are left out of the table and listed on stderr. Text cells that a
+    spreadsheet would run as formulas (starting with = + - @) are written with a leading '.
     """
     from ..datasets.sweeps import SweepValidationError
     from ..logs import LogProblemsError, check_name_regex, collect
+    from ..logs.output import OutputPathError, check_output_path, write_csv
 
-    _logs_args(base_dir, dir_pattern, log_pattern)
-    if window <= 0:
-        _fail(f"--window must be > 0 iterations; got {window}")
+    _logs_args(base_dir, dir_pattern, log_pattern, window)
+    try:
+        check_output_path(out, "--out")  # before any work: the result must have a place
+    except OutputPathError as exc:
+        _fail(str(exc))
     if name_regex is not None:
         try:
             check_name_regex(name_regex)
@@ -218,8 +264,9 @@ def logs_collect(
             on_problem="raise" if strict else "skip",
             min_runs=min_runs,
             workers=workers,
-            progress=progress,
-            on_skip=_skip_printer(verbose),
+            progress=False if quiet else progress,
+            follow_symlinks=not no_follow,
+            **_printers(verbose),
         )
     except (LogProblemsError, SweepValidationError) as exc:
         _fail(str(exc), 1)
@@ -228,14 +275,20 @@ def logs_collect(
         if message.startswith("defaults"):  # the API's name for what --set gives
             message = "--set" + message.removeprefix("defaults")
         _fail(message, 1)
-    sweeps.to_csv(out, index=False)
-    for row in sweeps[sweeps["problems"].fillna("") != ""].itertuples():
-        typer.echo(f"warning: {row.run}: {row.problems}", err=True)
+    try:
+        write_csv(sweeps, out, name="--out")
+    except OSError as exc:  # late: a full disk, the folder removed meanwhile
+        reason = exc.strerror or str(exc)
+        _fail(f"cannot write --out {str(out)!r} ({reason}); nothing was replaced there", 1)
+    if not quiet:
+        for row in sweeps[sweeps["problems"].fillna("") != ""].itertuples():
+            typer.echo(f"warning: {row.run}: {row.problems}", err=True)
     for item in sweeps.attrs.get("excluded", []):
         typer.echo(f"excluded: {item['run']}: {item['problems']}", err=True)
     n_excluded = len(sweeps.attrs.get("excluded", []))
-    typer.echo(
-        f"wrote {len(sweeps)} runs in {sweeps['setting'].nunique()} settings to {out}"
-        + (f"; {n_excluded} run(s) excluded" if n_excluded else ""),
-        err=True,
-    )
+    if not quiet:
+        typer.echo(
+            f"wrote {len(sweeps)} runs in {sweeps['setting'].nunique()} settings to {out}"
+            + (f"; {n_excluded} run(s) excluded" if n_excluded else ""),
+            err=True,
+        )

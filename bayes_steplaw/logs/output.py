@@ -1,0 +1,189 @@
+"""Writing tables safely: the output path checked before any work, atomic replacement, and
+text cells that a spreadsheet would run as formulas escaped.
+
+A table is written to a unique temporary file in the target's folder, flushed to disk, then
+renamed over the target (:func:`os.replace`, atomic on POSIX file systems): a reader, a crash
+or a full disk leaves either the old file or the new one, never a part of it, and concurrent
+writers do not collide (the last complete one wins).
+
+Spreadsheets run a cell that begins with ``=``, ``+``, ``-`` or ``@`` (and some with a tab or
+a carriage return) as a formula, and run names come from folder names anyone can choose.
+Text cells that begin so are written with a leading apostrophe (``'=HYPERLINK(...)``), which
+spreadsheets show as text, the OWASP advice against "CSV injection". Numeric columns are
+never changed, and a text cell that is a plain number (``-3``, ``+1.5e-3``) is not a formula
+and is left as it is. Reading the file back gives the escaped text.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from ._guards import display_path, file_kind
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+class OutputPathError(OSError):
+    """The output path cannot be written; the message names the path and the reason."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def check_output_path(path: str | os.PathLike, name: str = "path") -> Path:
+    """Check, before any work, that a file can be written at ``path``.
+
+    A file is really created (and removed) in the target's folder, so read-only file systems,
+    permissions and access lists are all found out. A symbolic link is written through: its
+    target is replaced.
+
+    Parameters
+    ----------
+    path : path
+        Where the file will be written.
+    name : str
+        How the path is called in messages (``--out``).
+
+    Returns
+    -------
+    pathlib.Path
+        The file that will be replaced (``path``, or the target of the link ``path`` is).
+
+    Raises
+    ------
+    OutputPathError
+        ``path`` is a directory or another non-regular file, its folder is missing or not a
+        folder, or no file can be created there (read-only, permission denied...).
+    """
+    given = display_path(path)
+    target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise OutputPathError(f"{name} {given!r} cannot be used ({exc.strerror})") from None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise OutputPathError(
+            f"{name} {given!r} is a directory; expected a file name, e.g. {given}/sweep.csv"
+        )
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise OutputPathError(
+            f"{name} {given!r} is {file_kind(st.st_mode)}, not a regular file; expected the "
+            f"path of a file to write"
+        )
+    folder = target.parent
+    if not folder.exists():
+        raise OutputPathError(
+            f"{name} {given!r}: the folder {display_path(folder)!r} does not exist; create it first"
+        )
+    if not folder.is_dir():
+        raise OutputPathError(f"{name} {given!r}: {display_path(folder)!r} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise OutputPathError(
+            f"{name} {given!r}: cannot create a file in {display_path(folder)!r} ({exc.strerror})"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
+    return target
+
+
+def escape_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` whose text cells a spreadsheet would run are escaped (see the
+    module); numeric columns are unchanged."""
+    out = frame.copy()
+    for col in out.columns:
+        series = out[col]
+        if not (series.dtype == object or pd.api.types.is_string_dtype(series.dtype)):
+            continue
+        is_text = series.map(lambda v: isinstance(v, str)).astype(bool)
+        text = series.where(is_text, "").astype(str)
+        risky = is_text & text.str.startswith(_FORMULA_START)
+        risky &= ~text.str.fullmatch(_PLAIN_NUMBER)
+        if risky.any():
+            out[col] = series.astype(object).where(~risky, "'" + text)
+            if series.dtype != object:
+                out[col] = out[col].astype(series.dtype)
+    return out
+
+
+def _new_file_mode() -> int:
+    """The permissions a newly created file gets here (0o666 less the umask)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # no other portable way to read it
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def write_csv(
+    frame: pd.DataFrame,
+    path: str | os.PathLike,
+    *,
+    escape: bool = True,
+    name: str = "path",
+    **to_csv: object,
+) -> Path:
+    """Write ``frame`` as CSV at ``path`` atomically (see the module), without its index.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The table.
+    path : path
+        The file to write or replace (checked with :func:`check_output_path`).
+    escape : bool
+        Escape text cells that a spreadsheet would run as formulas (:func:`escape_formulas`).
+    name : str
+        How the path is called in messages.
+    **to_csv
+        Passed to :meth:`pandas.DataFrame.to_csv`.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Raises
+    ------
+    OutputPathError
+        As :func:`check_output_path`.
+    OSError
+        Writing failed (a full disk...): the temporary file is removed and an existing file
+        at ``path`` is left as it was.
+    """
+    target = check_output_path(path, name)
+    table = escape_formulas(frame) if escape else frame
+    try:
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        mode = _new_file_mode()
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            table.to_csv(f, **{"index": False, **to_csv})
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+__all__ = ["OutputPathError", "check_output_path", "escape_formulas", "write_csv"]
