@@ -8,6 +8,7 @@ from __future__ import annotations
 __version__ = "0.2.0"
 
 from ._validate import DEFAULT_PROB, DEFAULT_SEQ_LEN, DEFAULT_TOL
+from .api import DEFAULT_KIND, plateau_probability, predict, recommend
 from .bayes.bowl import ExcessLoss, PlateauRegion, Recommendation
 from .bayes.compare import compare_curvatures
 from .bayes.hierarchy import Hierarchy
@@ -29,11 +30,20 @@ from .datasets.sweeps import (
 )
 from .logs import LogProblemsError, find_runs, quick_check, read_loss_curve, smooth_final_loss
 from .logs import collect as collect_logs
+from .plan import SweepPlan, plan_sweep
+from .transfer import (
+    USER_PREFIX,
+    SweepWarning,
+    UnidentifiableSweepError,
+    pool_with_released,
+)
 
 __all__ = [
+    "DEFAULT_KIND",
     "DEFAULT_PROB",
     "DEFAULT_SEQ_LEN",
     "DEFAULT_TOL",
+    "USER_PREFIX",
     "BootstrapOLS",
     "Bowl",
     "ConvergenceError",
@@ -54,8 +64,11 @@ __all__ = [
     "Prediction",
     "Recommendation",
     "StepLawPosterior",
+    "SweepPlan",
     "SweepValidationError",
+    "SweepWarning",
     "TrueLaw",
+    "UnidentifiableSweepError",
     "__version__",
     "collect_logs",
     "compare_curvatures",
@@ -65,9 +78,14 @@ __all__ = [
     "load_default",
     "load_sweeps",
     "near_optimal",
+    "plan_sweep",
+    "plateau_probability",
+    "pool_with_released",
+    "predict",
     "quick_check",
     "read_loss_curve",
     "read_sweeps",
+    "recommend",
     "relative_loss",
     "reproduction_table",
     "simulate_sweeps",

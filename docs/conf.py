@@ -89,7 +89,23 @@ html_theme_options = {
     "show_toc_level": 2,
     "secondary_sidebar_items": ["page-toc"],
 }
-html_static_path: list[str] = []
+
+
+# -- the planner page (docs/planner.html): the posterior draws it computes from -------------
+def _planner_data() -> None:
+    from typer.testing import CliRunner
+
+    from bayes_steplaw.cli import app
+
+    out = DOCS / "_static" / "planner.json"
+    result = CliRunner().invoke(app, ["export-web", str(out)], env={"COLUMNS": "100"})
+    if result.exit_code != 0:
+        raise RuntimeError(f"bayes-steplaw export-web {out} failed: {result.output}")
+
+
+_planner_data()
+html_static_path = ["_static"]
+html_extra_path = ["planner.html"]
 html_show_sourcelink = False
 
 

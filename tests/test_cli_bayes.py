@@ -78,40 +78,28 @@ def test_compare_matches_api(shipped):
     assert "P(moe > dense)" in result.output
 
 
+@pytest.mark.slow
 def test_fit_a_user_csv_writes_a_loadable_posterior(tmp_path):
     sweeps, _ = bsl.simulate_sweeps(seed=2)
     csv = tmp_path / "sweeps.csv"
     user = sweeps[["N", "D", "lr", "batch_sequences", "loss", "family"]].rename(
-        columns={"loss": "final_loss"}
+        columns={"loss": "final_loss", "batch_sequences": "bs"}
     )
     user.to_csv(csv, index=False)
-    # the user's column name for the loss is mapped through read_sweeps in the API; the CLI reads
-    # canonical names, so a table with a non-canonical loss column is a clear error
+    # without a mapping the loss column is missing: a one-line error that speaks CLI
     result = runner.invoke(app, ["fit", str(csv), "--seq-len", "2048"])
-    assert result.exit_code == 2 and "loss" in result.output
-    user.rename(columns={"final_loss": "loss"}).to_csv(csv, index=False)
+    assert result.exit_code == 2 and "--column CANONICAL=YOURS" in result.output
     out = tmp_path / "post.nc"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = runner.invoke(
             app,
             [
-                "fit",
-                str(csv),
-                "--seq-len",
-                "2048",
-                "--group-col",
-                "family",
-                "--out",
-                str(out),
-                "--chains",
-                "2",
-                "--draws",
-                "100",
-                "--tune",
-                "200",
+                "fit", str(csv), "--seq-len", "2048", "--group-col", "family",
+                "--column", "loss=final_loss", "--column", "batch_sequences=bs",
+                "--out", str(out), "--chains", "2", "--draws", "100", "--tune", "200",
             ],
-        )
+        )  # fmt: skip
     # 2 x 100 draws cannot reach ESS 400: the command says so and exits 3, after writing
     assert result.exit_code == 3, result.output
     assert "NOT CONVERGED" in result.output and "ESS < 400" in result.output
@@ -121,6 +109,63 @@ def test_fit_a_user_csv_writes_a_loadable_posterior(tmp_path):
     res = post.predict(1e9, 1e10, allow_unconverged=True).median()
     assert np.isfinite(res.to_numpy()).all()
     assert isinstance(res, pd.DataFrame)
+    # the CLI answers from it with --allow-unconverged, the same numbers as the API
+    result = runner.invoke(
+        app, ["predict", "1e9", "1e10", "--posterior", str(out), "--allow-unconverged", "--json"]
+    )
+    want = post.predict(1e9, 1e10, kind=bsl.DEFAULT_KIND, allow_unconverged=True).median()
+    assert json.loads(result.stdout)["lr"] == pytest.approx(want["lr"][0])
+
+
+def test_predict_kind_option_matches_the_api(shipped):
+    for kind in ("centre", "law", "sweep"):
+        if kind == "sweep" and shipped.default_kind != "sweep":
+            continue  # a version-1 file has no best-run model
+        result = runner.invoke(app, ["predict", "1e9", "2e10", "--kind", kind, "--json"])
+        assert result.exit_code == 0, result.output
+        want = shipped.predict(1e9, 2e10, kind=kind).to_dataframe().iloc[0]
+        assert json.loads(result.stdout)["lr_upper"] == pytest.approx(want["lr_upper"])
+    default = json.loads(runner.invoke(app, ["predict", "1e9", "2e10", "--json"]).stdout)
+    assert default["lr_upper"] == pytest.approx(
+        shipped.predict(1e9, 2e10, kind=bsl.DEFAULT_KIND).to_dataframe()["lr_upper"][0]
+    )
+
+
+@pytest.mark.slow  # a fresh interpreter
+def test_version_and_python_m():
+    import subprocess
+    import sys
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"bayes-steplaw {bsl.__version__}"
+    out = subprocess.run(
+        [sys.executable, "-m", "bayes_steplaw", "--version"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0 and out.stdout.strip() == f"bayes-steplaw {bsl.__version__}"
+
+
+@pytest.mark.parametrize(
+    "args, example",
+    [
+        (["plateau", "1e9", "1e10", "--lr", "abc", "--batch-tokens", "1M"], "such as 3e-4"),
+        (["plateau", "1e9", "1e10", "--lr", "1e-3", "--batch-tokens", "x"], "such as 4M"),
+        (["recommend", "1e9", "x"], "such as 1.4e12 or 1.4T"),
+    ],
+)
+def test_quantity_errors_give_an_example_of_their_own_kind(args, example):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and example in result.output, result.output
+
+
+def test_wrong_kind_of_posterior_file_names_the_fit_that_makes_one():
+    from bayes_steplaw._resources import resource_path
+
+    path = str(resource_path("models", "optimum.nc"))
+    for args in (["plateau", "1e9", "1e10", "--lr", "1e-3", "--batch-tokens", "1M"],
+                 ["plan-sweep", "1e9", "1e10"]):  # fmt: skip
+        result = runner.invoke(app, [*args, "--posterior", path])
+        assert result.exit_code == 2 and "fit SWEEPS --model landscape" in result.output
 
 
 def test_loading_and_predicting_never_import_pymc():

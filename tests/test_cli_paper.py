@@ -122,3 +122,17 @@ def test_reproduce_prints_three_columns_and_why():
     alpha = next(line for line in out.splitlines() if line.startswith("alpha")).split()
     assert float(alpha[1]) == -0.713 and round(float(alpha[2]), 3) == -0.713
     assert "not released" in out and "refit" in out
+
+
+def test_paper_method_answers_many_points():
+    import json
+
+    from bayes_steplaw import BootstrapOLS
+
+    result = invoke("predict", "1B,7B", "1T", "--method", "paper", "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["predictions"]
+    want = BootstrapOLS.from_published().predict([1e9, 7e9], 1e12)
+    assert [r["lr"] for r in rows] == pytest.approx(want["lr"].tolist())
+    result = invoke("predict", "1B,7B", "1T", "--method", "paper", "--raw")
+    assert result.exit_code == 2 and "--raw prints one point" in result.output

@@ -9,21 +9,25 @@ import sys
 
 import typer
 
-from . import data, fit, logs, predict  # noqa: F401  (each module registers its commands)
-from ._common import app, parse_quantity
+from . import data, fit, logs, predict, web  # noqa: F401  (each module registers its commands)
+from ._common import app, parse_quantity, silence_unraisable
 
 __all__ = ["app", "main", "parse_quantity"]
 
 
 def main() -> None:
-    """Entry point of the ``bayes-steplaw`` script."""
+    """Entry point of the ``bayes-steplaw`` script (and of ``python -m bayes_steplaw``)."""
+    silence_unraisable()
     try:
-        app()
+        app(prog_name="bayes-steplaw")
     except Exception as exc:  # a one-line message, never a traceback, for foreseeable errors
+        from ..bayes.posterior import PosteriorFileError
         from ..datasets.registry import DataError
         from ..datasets.sweeps import SweepValidationError
 
-        if isinstance(exc, (DataError, SweepValidationError, FileNotFoundError, ValueError)):
+        foreseeable = (DataError, SweepValidationError, PosteriorFileError, FileNotFoundError,
+                       ValueError)  # fmt: skip
+        if isinstance(exc, foreseeable):
             typer.echo(f"error: {exc}", err=True)
             sys.exit(1)
         raise

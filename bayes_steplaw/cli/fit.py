@@ -1,15 +1,28 @@
-"""Commands that fit or reproduce: fit, compare, reproduce."""
+"""Commands that fit or reproduce: fit, compare, reproduce, card."""
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
+import warnings
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from .._validate import DEFAULT_TOL
-from ._common import PosteriorOpt, _fail, app, call, load_posterior
+from ._common import (
+    PosteriorOpt,
+    _fail,
+    app,
+    call,
+    check_input_file,
+    check_memory,
+    check_output_path,
+    load_posterior,
+    warn,
+)
 
 # --------------------------------------------------------------------------- reproduce
 
@@ -17,17 +30,26 @@ from ._common import PosteriorOpt, _fail, app, call, load_posterior
 @app.command()
 def reproduce(
     threshold: Annotated[float, typer.Option(help="Plateau filter (relative loss).")] = DEFAULT_TOL,
-    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the refit.")] = 1000,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the refit.", min=1)] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the refit's resampling.")] = 0,
 ) -> None:
     """Paper's Table 2 beside the published ensemble mean and a refit on the released dense runs."""
     from .. import load_sweeps
     from ..bootstrap import BootstrapOLS, reproduction_table
+    from ..datasets.sweeps import near_optimal
 
+    try:
+        dense = load_sweeps("dense")
+        kept = len(near_optimal(dense, threshold))
+    except Exception as exc:  # data errors carry their own instructions
+        _fail(str(exc), 1)
+    # resample indices and counts (n_boot x kept, 8 bytes each) plus the solver's temporaries
+    check_memory(n_boot * (kept * 8.0 * 3 + 200), "--n-boot",
+                 f"{n_boot} bootstrap resamples of {kept} runs")  # fmt: skip
     try:
         table = reproduction_table(
             BootstrapOLS.from_published(),
-            BootstrapOLS.fit(load_sweeps("dense"), threshold=threshold, n_boot=n_boot, seed=seed),
+            BootstrapOLS.fit(dense, threshold=threshold, n_boot=n_boot, seed=seed),
         )
     except Exception as exc:  # data errors carry their own instructions
         _fail(str(exc), 1)
@@ -42,6 +64,93 @@ def reproduce(
 # --------------------------------------------------------------------------- fit, compare
 # (the optimum-model commands `fit` and `compare` live below this line)
 
+_CLI_MAPPING_HINT = "Map your names with --column CANONICAL=YOURS (e.g. --column loss=final_loss)"
+
+
+def _column_mapping(items: list[str] | None) -> dict[str, str]:
+    """``--column loss=final_loss`` options as ``{"loss": "final_loss"}``."""
+    from ..datasets.sweeps import CORE_COLUMNS
+
+    mapping: dict[str, str] = {}
+    for item in items or []:
+        canon, sep, yours = (part.strip() for part in item.partition("="))
+        if not sep or not canon or not yours:
+            _fail(f"--column needs CANONICAL=YOURS, e.g. --column loss=final_loss; got {item!r}")
+        if canon not in CORE_COLUMNS:
+            _fail(
+                f"--column {item}: {canon!r} is not a canonical column; canonical names are "
+                f"{', '.join(CORE_COLUMNS)}"
+            )
+        if canon in mapping:
+            _fail(f"--column maps {canon!r} twice ({mapping[canon]!r} and {yours!r})")
+        mapping[canon] = yours
+    return mapping
+
+
+def _read_table(path: Path, mapping: dict[str, str], seq_len: int | None):
+    """The user's sweep in the package schema, or a one-line error in CLI terms (exit 2)."""
+    import pandas as pd
+
+    from ..datasets.sweeps import SweepValidationError, read_sweeps
+
+    check_input_file(path, "sweep file")
+    try:
+        return read_sweeps(path, columns=mapping, seq_len=seq_len)
+    except SweepValidationError as exc:
+        text = str(exc).replace("Map your names with columns={canonical: yours}.",
+                                _CLI_MAPPING_HINT + ".")  # fmt: skip
+        _fail(f"{path}: {text.replace('columns= maps', '--column maps')}")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        _fail(f"sweep file {path} is not a readable CSV table: {exc}")
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(f"{path}: {str(exc).replace('columns= maps', '--column maps')}")
+
+
+def _fit_memory(n_settings: int, n_runs: int, chains: int, draws: int) -> float:
+    """Bytes a fit's draws need: every per-setting and scalar variable, per draw and chain,
+    with the sampler's copies (x3), plus a fixed cost per chain."""
+    values_per_draw = 8 * n_settings + 64
+    return chains * draws * values_per_draw * 8.0 * 3 + chains * 50e6 + n_runs * 1e3
+
+
+def _existing_converged(path: Path) -> bool:
+    """Whether ``path`` holds a posterior that passed its convergence gate."""
+    if not path.is_file():
+        return False
+    from ..bayes.posterior import Posterior, PosteriorFileError
+
+    try:
+        return bool(Posterior.load(path).converged)
+    except PosteriorFileError:
+        return False
+
+
+def save_or_keep(post, path: Path) -> Path:
+    """Save ``post`` to ``path``; if that fails, keep it in the temporary folder and exit 1
+    naming both, so a finished fit is never lost to a write error."""
+    try:
+        return post.save(path)
+    except (OSError, RuntimeError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        fd, name = tempfile.mkstemp(prefix=f"bayes-steplaw-{path.stem}-", suffix=path.suffix)
+        os.close(fd)
+        fallback = Path(name)
+        try:
+            post.save(fallback)
+        except (OSError, RuntimeError, ValueError) as exc2:
+            fallback.unlink(missing_ok=True)
+            _fail(
+                f"could not write {path} ({reason}), nor keep the fitted posterior at {fallback} "
+                f"({getattr(exc2, 'strerror', None) or exc2})",
+                1,
+            )
+        _fail(f"could not write {path} ({reason}); the fitted posterior was kept at {fallback}", 1)
+
+
+def _aside(path: Path) -> Path:
+    """Where an unconverged fit goes instead of replacing a converged one."""
+    return path.with_name(f"{path.stem}.unconverged{path.suffix or '.nc'}")
+
 
 @app.command("fit")
 def fit_command(
@@ -53,8 +162,34 @@ def fit_command(
         list[str] | None,
         typer.Option(help="Group column, outermost first; repeat for nested/crossed groups."),
     ] = None,
+    column: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--column",
+            metavar="CANONICAL=YOURS",
+            help="Map one of your column names, e.g. --column loss=final_loss; repeat.",
+        ),
+    ] = None,
+    with_released: Annotated[
+        bool,
+        typer.Option(
+            "--with-released",
+            help="Pool with the released dense + MoE sweeps: shared exponents, your groups' "
+            "offsets from your runs; your groups become user:<name>.",
+        ),
+    ] = False,
     model: Annotated[str, typer.Option(help="'optimum' or 'landscape'.")] = "optimum",
-    threshold: Annotated[float, typer.Option(help="Plateau filter (relative loss).")] = DEFAULT_TOL,
+    threshold: Annotated[
+        float, typer.Option(help="Optimum model: plateau filter (relative loss).")
+    ] = DEFAULT_TOL,
+    curvature: Annotated[
+        str | None,
+        typer.Option(help="Landscape model: shared, ND, group or ND+group (default ND)."),
+    ] = None,
+    window: Annotated[
+        float | None,
+        typer.Option(help="Landscape model: runs within this relative loss (default 0.03)."),
+    ] = None,
     seq_len: Annotated[
         int | None, typer.Option(help="Sequence length when the table has no seq_len.")
     ] = None,
@@ -66,48 +201,100 @@ def fit_command(
     batch_depends_on_n: Annotated[
         bool, typer.Option("--batch-depends-on-n", help="Add δ·ln N to the batch law.")
     ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress on stderr (warnings still).")
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Replace a converged posterior in --out even if unconverged."),
+    ] = False,
 ) -> None:
-    """Fit the hierarchical Step Law to your sweep and write the posterior."""
-    import warnings
+    """Fit the hierarchical Step Law to your sweep and write the posterior.
 
-    from ..bayes.model import fit
-    from ..bayes.sampling import ConvergenceWarning
-    from ..datasets.sweeps import SweepValidationError, read_sweeps
+    Progress (compiling, sampling, writing) goes to stderr on a terminal, never under --quiet
+    or when stderr is redirected. Exit 3: written, but the fit failed its convergence checks.
+    """
+    from ..api import fit as api_fit
+    from ..bayes.sampling import ConvergenceWarning, phase
+    from ..transfer import SweepWarning, UnidentifiableSweepError
 
-    try:
-        table = read_sweeps(sweeps, seq_len=seq_len)
-    except (SweepValidationError, FileNotFoundError) as exc:
-        _fail(str(exc))
+    check_output_path(out, "--out")
+    if model not in ("optimum", "landscape"):
+        _fail(f"--model must be 'optimum' or 'landscape'; got {model!r}")
+    show = not quiet and sys.stderr.isatty()
+    mapping = _column_mapping(column)
+    with phase(f"reading {sweeps}", show):
+        table = _read_table(sweeps, mapping, seq_len)
     groups = tuple(group_col) if group_col else ("family", "variant")
-    kwargs = {"threshold": threshold} if model == "optimum" else {}
-    with warnings.catch_warnings():
+    n_settings = table["setting"].nunique() + (33 if with_released else 0)
+    check_memory(_fit_memory(n_settings, len(table), chains, draws), "--draws or --chains",
+                 f"{chains} chain(s) x {draws} draws")  # fmt: skip
+    if model == "optimum":
+        if curvature is not None or window is not None:
+            _fail("--curvature and --window are options of --model landscape")
+        kwargs = {"threshold": threshold}
+    else:
+        kwargs = {"curvature": curvature, "window": window}
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SweepWarning)
         warnings.simplefilter("ignore", ConvergenceWarning)  # reported below, in full
         try:
-            post = fit(
+            post = api_fit(
                 table,
-                model=model,
-                groups=groups,
+                model,
+                groups,
+                with_released=with_released,
                 batch_depends_on_N=batch_depends_on_n,
                 sampler=sampler,
                 chains=chains,
                 draws=draws,
                 tune=tune,
                 seed=seed,
-                progressbar=sys.stderr.isatty(),
+                progressbar=show,
                 **kwargs,
             )
-        except (ValueError, ImportError) as exc:
-            _fail(str(exc))
-    post.save(out)
+        except UnidentifiableSweepError as exc:
+            _fail(
+                f"{sweeps} cannot identify the Step Law: {'; '.join(exc.problems)}. Add such "
+                f"settings, or fit with --with-released to borrow the exponents from the released "
+                f"dense + MoE data"
+            )
+        except (ValueError, ImportError, KeyError) as exc:
+            _fail(str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc))
+        finally:
+            for w in caught:
+                if issubclass(w.category, SweepWarning):
+                    warn(str(w.message))
+    target = out
+    if not post.converged and not force and _existing_converged(out):
+        target = _aside(out)
+    with phase(f"writing {target}", show):
+        save_or_keep(post, target)
     diag = post.diagnostics
-    typer.echo(f"wrote {out}: {post}")
+    typer.echo(f"wrote {target}: {post}")
     typer.echo(
         f"diagnostics: max R-hat {diag['max_r_hat']:.4f}, min bulk ESS {diag['min_ess_bulk']:.0f}, "
         f"min tail ESS {diag['min_ess_tail']:.0f}, divergences {diag['divergences']}, "
         f"fit {post.metadata['fit_seconds']:.1f} s"
     )
+    pooled = post.metadata.get("pooled")
+    if pooled:
+        names = ", ".join(f"{k!r} -> {v!r}" for k, v in pooled["user_groups"].items())
+        first = next(iter(pooled["user_groups"].values()))
+        typer.echo(
+            f"pooled {pooled['user_runs']} of your runs with {pooled['released_runs']} released "
+            f"runs; your groups: {names}. Predict with: bayes-steplaw predict N D --posterior "
+            f"{target} --group {first}"
+        )
     if not post.converged:
         typer.echo("NOT CONVERGED: " + "; ".join(diag["problems"]), err=True)
+        if target != out:
+            typer.echo(
+                f"kept the converged posterior in {out}; this unconverged one went to {target} "
+                f"(--force replaces {out})",
+                err=True,
+            )
         raise typer.Exit(3)
 
 
@@ -121,7 +308,14 @@ def compare(
     """Posterior contrast of the lr and batch offsets of group A against group B."""
     if not 0 < prob < 1:
         _fail(f"--prob must be between 0 and 1; got {prob}")
-    post = load_posterior(posterior, "optimum")
+    post = load_posterior(posterior, "law")
+    call(post.gate, True)  # refuses non-finite draws whatever the convergence
+    if not post.converged:
+        warn(
+            "this posterior failed its convergence checks ("
+            + "; ".join(post.diagnostics["problems"])
+            + "): the contrast below may be wrong"
+        )
     table = call(post.compare_offsets, a, b, prob=prob, scale="ratio")
     typer.echo(table.to_string(float_format=lambda v: f"{v:.3f}"))
     typer.echo(
@@ -142,13 +336,17 @@ def card(
     out_dir: Annotated[
         Path | None, typer.Option(help="Folder of NAME.nc and NAME.md; default: models/.")
     ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
 ) -> None:
     """Write the model card NAME.md of a shipped model (with --refit, its posterior too)."""
     from ..bayes.card import write_model
 
     if name not in ("optimum", "landscape"):
         _fail(f"NAME must be 'optimum' or 'landscape'; got {name!r}")
-    post = call(write_model, name, out_dir, refit=refit, progressbar=sys.stderr.isatty())
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        _fail(f"--out-dir {out_dir} is not a folder")
+    show = not quiet and sys.stderr.isatty()
+    post = call(write_model, name, out_dir, refit=refit, progressbar=show)
     typer.echo(f"wrote the card of {post}")
     if not post.converged:
         raise typer.Exit(1)

@@ -1,9 +1,11 @@
-"""Commands that answer a plan: predict, plateau, recommend."""
+"""Commands that answer a plan: predict, plateau, recommend, plan-sweep."""
 
 from __future__ import annotations
 
 import json
 import math
+import re
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -13,72 +15,112 @@ from ._common import (
     ParamsArg,
     PosteriorOpt,
     TokensArg,
+    UnconvergedOpt,
     _fail,
     _jsonable,
     _quantities,
     app,
     call,
+    check_input_file,
+    check_memory,
+    check_output_path,
+    extrapolation_notes,
     load_posterior,
     parse_quantity,
+    quantity,
+    write_table,
 )
+
+MAX_POINTS = 1_000_000
+"""Most (N, D) points one `predict` answers (a grid file or lists of values)."""
 
 # --------------------------------------------------------------------------- predict
 
 
-# negative numbers reach parse_quantity (a one-line error) instead of reading as options
-@app.command(context_settings={"ignore_unknown_options": True})
-def predict(
-    n: ParamsArg,
-    d: TokensArg,
-    seq_len: Annotated[int, typer.Option(help="Sequence length in tokens.", min=1)] = 2048,
-    method: Annotated[
-        str, typer.Option(help="'bayes' (shipped posterior) or 'paper' (published ensemble).")
-    ] = "bayes",
-    raw: Annotated[
-        bool, typer.Option(help="With --method paper: print the upstream tool's exact output.")
-    ] = False,
-    prob: Annotated[float, typer.Option(help="Credible / percentile interval mass.")] = 0.9,
-    group: Annotated[str, typer.Option(help="Group of the posterior, e.g. dense, moe/1in8.")] = (
-        "dense"
-    ),
-    kind: Annotated[
-        str,
-        typer.Option(
-            help="What the interval is about: 'centre' (the optimum of a new setting) or "
-            "'law' (the law itself)."
-        ),
-    ] = "centre",
-    law: Annotated[bool, typer.Option("--law", help="Same as --kind law (old spelling).")] = False,
-    posterior: PosteriorOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
-    """Recommend the peak learning rate and batch size for N parameters and D tokens."""
-    N, D = _quantities(n, d)
-    if not 0 < prob < 1:
-        _fail(f"--prob must be between 0 and 1; got {prob}")
-    if method == "paper":
-        from ..bootstrap import BootstrapOLS
+def _values(text: str, name: str) -> list[float]:
+    """One value, or several separated by commas (``1B,7B``)."""
+    parts = [p for p in str(text).split(",")]
+    try:
+        return [parse_quantity(p, name) for p in parts]
+    except typer.BadParameter as exc:
+        _fail(str(exc))
 
-        model = BootstrapOLS.from_published()
-        if raw:
-            typer.echo(model.upstream_line(N, D, seq_len), nl=False)
-            return
-        table = model.predict(N, D, seq_len=seq_len, prob=prob)
-        note = "percentile interval over the 1000 published bootstrap resamples"
-    elif method == "bayes":
-        if raw:
-            _fail("--raw is only available with --method paper")
-        post = load_posterior(posterior, "optimum")
-        kind = "law" if law else kind
-        result = call(post.predict, N, D, group=group, seq_len=seq_len, kind=kind)
-        table = result.to_dataframe(prob=prob)
-        note = result.describe(prob)
-    else:
-        _fail(f"--method must be 'bayes' or 'paper'; got {method!r}")
-    row = table.iloc[0]
-    if as_json:
-        typer.echo(json.dumps({"note": note, **{k: _jsonable(v) for k, v in row.items()}}))
-        return
+
+def _grid_file(path: Path):
+    """(N, D, group or None) arrays of a grid CSV with columns N and D (and optional group)."""
+    import numpy as np
+    import pandas as pd
+
+    check_input_file(path, "grid file")
+    try:
+        frame = pd.read_csv(path, dtype=str, nrows=MAX_POINTS + 1)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        _fail(f"grid file {path} is not a readable CSV table: {exc}")
+    if len(frame) > MAX_POINTS:
+        _fail(f"grid file {path} has more than {MAX_POINTS} rows; split it (--grid)")
+    missing = [c for c in ("N", "D") if c not in frame]
+    if missing:
+        _fail(f"grid file {path} lacks column(s) {missing}; it has {list(frame.columns)}")
+    if frame.empty:
+        _fail(f"grid file {path} has a header but no rows")
+    values = {}
+    for col in ("N", "D"):
+        out = np.empty(len(frame))
+        for i, text in enumerate(frame[col]):
+            try:
+                out[i] = parse_quantity(text, col)
+            except typer.BadParameter as exc:
+                _fail(f"grid file {path}, row {i} (line {i + 2}), column {col}: {exc}")
+        values[col] = out
+    group = frame["group"].fillna("").to_numpy(str) if "group" in frame else None
+    return values["N"], values["D"], group
+
+
+def _points(n: str | None, d: str | None, grid: Path | None):
+    """The (N, D[, group]) points of a predict call, and whether there is more than one."""
+    import numpy as np
+
+    if grid is not None:
+        if n is not None or d is not None:
+            _fail("give N and D or --grid FILE, not both")
+        N, D, group = _grid_file(grid)
+        return N, D, group, True
+    if n is None or d is None:
+        _fail("give N and D (e.g. 7e9 1.4e12), lists of them (1B,7B 100B,1.4T) or --grid FILE")
+    ns, ds = _values(n, "N"), _values(d, "D")
+    if len(ns) * len(ds) > MAX_POINTS:
+        _fail(f"{len(ns)} N x {len(ds)} D values exceed {MAX_POINTS} points")
+    N, D = (a.ravel() for a in np.meshgrid(ns, ds, indexing="ij"))
+    return N, D, None, len(N) > 1
+
+
+def _bayes_table(post, N, D, group, groups, seq_len, kind, prob, unconverged):
+    """Bayes predictions of every point (one group, or a group per point) and the note."""
+    import numpy as np
+    import pandas as pd
+
+    from ..api import predict as api_predict
+
+    if groups is None:
+        result = call(
+            api_predict, N, D, group=group, seq_len=seq_len, kind=kind, posterior=post,
+            allow_unconverged=unconverged,
+        )  # fmt: skip
+        return result.to_dataframe(prob=prob), result.describe(prob)
+    groups = np.where(groups == "", group, groups)
+    parts, note = [], ""
+    for g in dict.fromkeys(groups):
+        sel = groups == g
+        result = call(
+            api_predict, N[sel], D[sel], group=g, seq_len=seq_len, kind=kind, posterior=post,
+            allow_unconverged=unconverged,
+        )  # fmt: skip
+        parts.append(result.to_dataframe(prob=prob).set_index(np.flatnonzero(sel)))
+        note = result.describe(prob).rsplit(", group", 1)[0]
+    return pd.concat(parts).sort_index().reset_index(drop=True), note
+
+
+def _print_one(row, N, D, seq_len, prob, note) -> None:
     pct = f"{prob:.0%}"
     typer.echo(f"N = {N:.4g} parameters, D = {D:.4g} tokens, seq_len = {seq_len}")
     typer.echo(
@@ -102,15 +144,121 @@ def predict(
             )
 
 
+# negative numbers reach parse_quantity (a one-line error) instead of reading as options
+@app.command(context_settings={"ignore_unknown_options": True})
+def predict(
+    n: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="N", help="Non-embedding parameters (7e9, 7B); several: 1B,7B (commas)."
+        ),
+    ] = None,
+    d: Annotated[
+        str | None,
+        typer.Argument(metavar="D", help="Training tokens (1.4e12, 1.4T); several: 100B,1.4T."),
+    ] = None,
+    grid: Annotated[
+        Path | None,
+        typer.Option(
+            "--grid", metavar="FILE", help="CSV of points: columns N and D (optional: group)."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", metavar="FILE", help="Write the table to FILE (.csv or .json)."),
+    ] = None,
+    seq_len: Annotated[int, typer.Option(help="Sequence length in tokens.", min=1)] = 2048,
+    method: Annotated[
+        str, typer.Option(help="'bayes' (shipped posterior) or 'paper' (published ensemble).")
+    ] = "bayes",
+    raw: Annotated[
+        bool, typer.Option(help="With --method paper: print the upstream tool's exact output.")
+    ] = False,
+    prob: Annotated[float, typer.Option(help="Credible / percentile interval mass.")] = 0.9,
+    group: Annotated[str, typer.Option(help="Group of the posterior, e.g. dense, moe/1in8.")] = (
+        "dense"
+    ),
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            help="What the interval is about: 'sweep' (the best run of a grid sweep), "
+            "'centre' (the optimum of a new setting) or 'law' (the law itself); default: "
+            "bayes_steplaw.api.DEFAULT_KIND."
+        ),
+    ] = None,
+    law: Annotated[bool, typer.Option("--law", help="Same as --kind law (old spelling).")] = False,
+    posterior: PosteriorOpt = None,
+    allow_unconverged: UnconvergedOpt = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Recommend the peak learning rate and batch size for N parameters and D tokens.
+
+    Several points at once: comma-separated values (every N with every D), e.g.
+    `predict 1B,7B 100B,1.4T`, or `--grid points.csv` (one point per row); `--out FILE.csv`
+    or `--out FILE.json` writes the table.
+    """
+    from ..api import DEFAULT_KIND
+
+    N, D, groups, many = _points(n, d, grid)
+    if not 0 < prob < 1:
+        _fail(f"--prob must be between 0 and 1; got {prob}")
+    if out is not None:
+        check_output_path(out, "--out")
+    check_memory(len(N) * 600.0, "--grid", f"predicting {len(N)} points")
+    if method == "paper":
+        from ..bootstrap import BootstrapOLS
+
+        model = BootstrapOLS.from_published()
+        if raw:
+            if many:
+                _fail("--raw prints one point; drop it for several points")
+            typer.echo(model.upstream_line(N[0], D[0], seq_len), nl=False)
+            return
+        if groups is not None:
+            _fail("the grid file's group column needs --method bayes")
+        table = model.predict(N, D, seq_len=seq_len, prob=prob)
+        note = "percentile interval over the 1000 published bootstrap resamples"
+    elif method == "bayes":
+        if raw:
+            _fail("--raw is only available with --method paper")
+        post = load_posterior(posterior, "law")
+        kind = "law" if law else (kind or DEFAULT_KIND)
+        table, note = _bayes_table(
+            post, N, D, group, groups, seq_len, kind, prob, allow_unconverged
+        )
+    else:
+        _fail(f"--method must be 'bayes' or 'paper'; got {method!r}")
+    if out is not None:
+        write_table(table, out)
+    if many:
+        if as_json:
+            records = json.loads(table.to_json(orient="records", double_precision=15))
+            typer.echo(json.dumps({"note": note, "predictions": records}))
+        elif out is None:
+            shown = [c for c in table.columns if c not in ("seq_len",)]
+            typer.echo(table[shown].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+            typer.echo(f"({note})")
+        else:
+            typer.echo(f"wrote {len(table)} predictions to {out} ({note})")
+        return
+    row = table.iloc[0]
+    if as_json:
+        typer.echo(json.dumps({"note": note, **{k: _jsonable(v) for k, v in row.items()}}))
+        return
+    _print_one(row, N[0], D[0], seq_len, prob, note)
+
+
 # --------------------------------------------------------------------------- landscape
-# (the landscape commands `plateau` and `recommend` live below this line)
+# (the landscape commands `plateau`, `recommend` and `plan-sweep` live below this line)
 
 
 def _check_landscape_args(tol: float, group: str, post) -> None:
+    from ..api import check_group
+
     if not (math.isfinite(tol) and 0 < tol < 1):
         _fail(f"--tol must be a relative loss between 0 and 1 (e.g. {DEFAULT_TOL}); got {tol}")
     try:
-        post.hierarchy.resolve(group)
+        check_group(post, group)
     except (KeyError, ValueError) as exc:
         _fail(str(exc.args[0] if exc.args else exc))
 
@@ -132,22 +280,25 @@ def plateau(
         bool, typer.Option("--predictive", help="Include run-to-run loss noise.")
     ] = False,
     posterior: PosteriorOpt = None,
+    allow_unconverged: UnconvergedOpt = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Probability that a run at (lr, batch) finishes within TOL of the setting's best loss."""
+    from ..api import plateau_probability, recommend
+
     N, D = _quantities(n, d)
-    try:
-        lr_value = parse_quantity(lr, "--lr")
-        bs_value = parse_quantity(batch_tokens, "--batch-tokens")
-    except typer.BadParameter as exc:
-        _fail(str(exc))
+    lr_value = quantity(lr, "--lr")
+    bs_value = quantity(batch_tokens, "--batch-tokens")
     post = load_posterior(posterior, "landscape")
     _check_landscape_args(tol, group, post)
     p = call(
-        post.plateau_probability, N, D, lr_value, bs_value, tol=tol, group=group,
-        predictive=predictive,
+        plateau_probability, N, D, lr_value, bs_value, tol=tol, group=group,
+        predictive=predictive, posterior=post, allow_unconverged=allow_unconverged,
     )  # fmt: skip
-    rec = call(post.recommend, N, D, group=group, tol=tol)
+    rec = call(
+        recommend, N, D, group=group, tol=tol, posterior=post, allow_unconverged=allow_unconverged
+    )
+    notes = extrapolation_notes(post, N, D)
     what = "including run noise" if predictive else "expected loss; run noise excluded"
     if as_json:
         payload = {
@@ -161,6 +312,7 @@ def plateau(
             "plateau_probability": float(p),
             "recommended_lr": float(rec.lr),
             "recommended_batch_tokens": float(rec.batch_tokens),
+            "extrapolation": [note.removeprefix("note: ") for note in notes],
         }
         typer.echo(json.dumps(payload))
         return
@@ -171,6 +323,8 @@ def plateau(
         f"  (Bayes choice for this setting: lr {rec.lr:.3e}, batch {rec.batch_tokens:.4g} "
         f"tokens, P = {rec.plateau_probability:.3f})"
     )
+    for note in notes:
+        typer.echo(f"  {note}")
 
 
 @app.command(context_settings={"ignore_unknown_options": True})
@@ -187,21 +341,24 @@ def recommend(
     group: Annotated[str, typer.Option(help="Group, e.g. dense, moe/1in8, new.")] = "dense",
     seq_len: Annotated[int, typer.Option(help="Sequence length in tokens.", min=1)] = 2048,
     posterior: PosteriorOpt = None,
+    allow_unconverged: UnconvergedOpt = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """The (lr, batch) of least expected relative loss; with --batch-tokens, the best lr."""
+    from ..api import recommend as api_recommend
+
     N, D = _quantities(n, d)
-    bs_value = None
-    if batch_tokens is not None:
-        try:
-            bs_value = parse_quantity(batch_tokens, "--batch-tokens")
-        except typer.BadParameter as exc:
-            _fail(str(exc))
+    bs_value = None if batch_tokens is None else quantity(batch_tokens, "--batch-tokens")
     post = load_posterior(posterior, "landscape")
     _check_landscape_args(tol, group, post)
-    rec = call(post.recommend, N, D, batch_tokens=bs_value, group=group, tol=tol, seq_len=seq_len)
+    rec = call(
+        api_recommend, N, D, batch_tokens=bs_value, group=group, tol=tol, seq_len=seq_len,
+        posterior=post, allow_unconverged=allow_unconverged,
+    )  # fmt: skip
+    notes = extrapolation_notes(post, N, D)
     if as_json:
-        typer.echo(json.dumps(rec.to_dict()))
+        payload = rec.to_dict() | {"extrapolation": [x.removeprefix("note: ") for x in notes]}
+        typer.echo(json.dumps(payload))
         return
     typer.echo(f"N = {N:.4g} parameters, D = {D:.4g} tokens, group {group}")
     typer.echo(f"  peak lr          {rec.lr:.3e}")
@@ -216,3 +373,103 @@ def recommend(
         f"  (posterior median optimum: lr {rec.lr_median_optimum:.3e}, batch "
         f"{rec.batch_tokens_median_optimum:.4g} tokens; the choice minimises expected loss)"
     )
+    for note in notes:
+        typer.echo(f"  {note}")
+
+
+_PLAN_OPTIONS = {"lr_step": "--grid-lr-step", "batch_step": "--grid-batch-step", "runs": "--runs"}
+
+
+@app.command("plan-sweep", context_settings={"ignore_unknown_options": True})
+def plan_sweep(
+    n: ParamsArg,
+    d: TokensArg,
+    runs: Annotated[int, typer.Option("--runs", help="How many runs the sweep can afford.")] = 4,
+    lr_step: Annotated[
+        float, typer.Option("--grid-lr-step", help="Ratio between neighbouring grid lrs.")
+    ] = 2**0.5,
+    batch_step: Annotated[
+        float, typer.Option("--grid-batch-step", help="Ratio between neighbouring grid batches.")
+    ] = 2.0,
+    group: Annotated[str, typer.Option(help="Group, e.g. dense, moe/1in8, new.")] = "dense",
+    tol: Annotated[
+        float, typer.Option(help="Relative-loss tolerance of the plateau probabilities.")
+    ] = DEFAULT_TOL,
+    seq_len: Annotated[int, typer.Option(help="Sequence length in tokens.", min=1)] = 2048,
+    posterior: PosteriorOpt = None,
+    allow_unconverged: UnconvergedOpt = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", metavar="FILE", help="Write the plan (.csv or .json).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """K (lr, batch) runs at N, D chosen to make the best of them as good as possible.
+
+    Greedy: each run added is the grid point of largest posterior expected improvement of the
+    sweep's best relative loss (landscape posterior). Grid values are powers of the steps.
+    """
+    from ..bayes.sampling import ConvergenceError
+    from ..plan import plan_sweep as api_plan
+
+    N, D = _quantities(n, d)
+    if out is not None:
+        check_output_path(out, "--out")
+    for name, value in (("--grid-lr-step", lr_step), ("--grid-batch-step", batch_step)):
+        if not (math.isfinite(value) and value > 1):
+            _fail(f"{name} must be a grid ratio > 1 (e.g. 1.414 or 2); got {value}")
+    if runs < 1:
+        _fail(f"--runs must be a positive integer; got {runs}")
+    post = load_posterior(posterior, "landscape")
+    _check_landscape_args(tol, group, post)
+    try:
+        plan = api_plan(
+            N, D, runs, group=group, lr_step=lr_step, batch_step=batch_step, tol=tol,
+            seq_len=seq_len, posterior=post, allow_unconverged=allow_unconverged,
+        )  # fmt: skip
+    except (ValueError, KeyError) as exc:
+        message = str(exc.args[0] if exc.args else exc)
+        for name, option in _PLAN_OPTIONS.items():
+            message = re.sub(rf"\b{name}\b", option, message)
+        _fail(message)
+    except ConvergenceError as exc:
+        _fail(str(exc).replace("pass allow_unconverged=True", "pass --allow-unconverged"))
+    table = plan.to_dataframe()
+    if out is not None:
+        write_table(table, out)
+    if as_json:
+        payload = {
+            "expected_best_relative_loss": plan.expected_best_relative_loss,
+            "prob_any_within_tol": plan.prob_within_tol,
+            "n_candidates": plan.n_candidates,
+            "runs": json.loads(table.to_json(orient="records", double_precision=15)),
+            "extrapolation": [x.removeprefix("note: ") for x in extrapolation_notes(post, N, D)],
+        }
+        typer.echo(json.dumps(payload))
+        return
+    typer.echo(
+        f"N = {N:.4g} parameters, D = {D:.4g} tokens, group {group}: {runs} run(s) from "
+        f"{plan.n_candidates} grid points (lr x {lr_step:.4g}, batch x {batch_step:.4g})"
+    )
+    shown = table[["run", "lr", "batch_tokens", "batch_sequences", "expected_relative_loss",
+                   "plateau_probability", "expected_best_relative_loss"]]  # fmt: skip
+    typer.echo(
+        shown.to_string(
+            index=False,
+            formatters={
+                "lr": "{:.3e}".format,
+                "batch_tokens": "{:.4g}".format,
+                "batch_sequences": "{:.4g}".format,
+                "expected_relative_loss": "{:.3%}".format,
+                "plateau_probability": "{:.3f}".format,
+                "expected_best_relative_loss": "{:.3%}".format,
+            },
+        )
+    )
+    typer.echo(
+        f"  expected relative loss of the best run: {plan.expected_best_relative_loss:.3%}; "
+        f"P(at least one within {tol:.2%} of the best) = {plan.prob_within_tol:.3f}"
+    )
+    for note in extrapolation_notes(post, N, D):
+        typer.echo(f"  {note}")
+    if out is not None:
+        typer.echo(f"wrote {out}")

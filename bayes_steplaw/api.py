@@ -1,0 +1,379 @@
+"""The top-level workflows: predict, plateau probability, recommend and fit, in one call each.
+
+``bayes_steplaw.predict(7e9, 1.4e12)`` answers from the posterior that ships with the package,
+loaded on first use and kept for the process; ``posterior=`` takes a path (from ``fit``) or a
+loaded posterior instead. Nothing here imports PyMC or ArviZ, except :func:`fit`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from numpy.typing import ArrayLike
+
+from ._validate import DEFAULT_SEQ_LEN, DEFAULT_TOL
+from .bayes import posterior as posterior_module
+from .bayes.bowl import Recommendation
+from .bayes.design import DEFAULT_GROUPS
+from .bayes.landscape import LandscapePosterior
+from .bayes.law import Prediction, StepLawPosterior
+from .bayes.posterior import Posterior
+from .transfer import USER_PREFIX
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+DEFAULT_KIND = "centre"
+"""What :func:`predict`'s interval is about unless told (see ``StepLawPosterior.predict``)."""
+
+PosteriorLike = str | os.PathLike | Posterior | None
+
+_LOCK = threading.Lock()
+_SHIPPED: dict[tuple, Posterior] = {}
+_FILES: OrderedDict[tuple, Posterior] = OrderedDict()  # (path, mtime, size) -> posterior
+_MAX_FILES = 8
+
+
+def shipped(model: str = "optimum") -> Posterior:
+    """The shipped posterior of ``model``, loaded once per process (thread-safe)."""
+    # looked up at call time and part of the key: a replaced load_default (a test, an
+    # application shipping its own models) is honoured rather than shadowed by the cache
+    loader = posterior_module.load_default
+    with _LOCK:
+        key = (model, loader)
+        if key not in _SHIPPED:
+            _SHIPPED[key] = loader(model)
+        return _SHIPPED[key]
+
+
+def _from_file(path: str | os.PathLike, cls: type[Posterior]) -> Posterior:
+    """A posterior file, kept while it is unchanged (same path, modification time and size)."""
+    resolved = Path(path).expanduser().resolve()
+    try:
+        stat = resolved.stat()
+        key = (str(resolved), stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        key = None  # cls.load says what is wrong with the path
+    with _LOCK:
+        cached = _FILES.get(key) if key else None
+        if cached is not None:
+            _FILES.move_to_end(key)
+    if cached is None:
+        cached = cls.load(resolved)  # a file of another kind: the message names `fit --model`
+        if key:
+            with _LOCK:
+                _FILES[key] = cached
+                while len(_FILES) > _MAX_FILES:
+                    _FILES.popitem(last=False)
+    if not isinstance(cached, cls):  # kept from a call that needed less
+        return cls.load(resolved)
+    return cached
+
+
+def resolve_posterior(posterior: PosteriorLike, need: str) -> StepLawPosterior:
+    """The posterior a workflow answers from.
+
+    Parameters
+    ----------
+    posterior : path, Posterior or None
+        None: the shipped one (``"optimum"`` for ``need="law"``); a path: that file; a loaded
+        posterior: itself.
+    need : {"law", "landscape"}
+        ``"law"``: any Step-Law posterior (both models predict the optimum); ``"landscape"``:
+        a landscape posterior (plateau probabilities, recommendations, planned sweeps).
+
+    Raises
+    ------
+    PosteriorFileError
+        The file is unreadable, or holds a model that cannot answer (naming the ``fit
+        --model`` that makes one that can).
+    TypeError
+        A loaded posterior of the wrong kind.
+    """
+    cls = LandscapePosterior if need == "landscape" else StepLawPosterior
+    if posterior is None:
+        return shipped("landscape" if need == "landscape" else "optimum")
+    if isinstance(posterior, Posterior):
+        if not isinstance(posterior, cls):
+            raise TypeError(
+                f"this needs a landscape posterior; got a {type(posterior).__name__}. Fit one "
+                f"with bayes_steplaw.fit(sweeps, model='landscape') or `bayes-steplaw fit SWEEPS "
+                f"--model landscape`"
+            )
+        return posterior
+    if isinstance(posterior, (str, os.PathLike)):
+        return _from_file(posterior, cls)
+    raise TypeError(
+        f"posterior must be a path, a loaded posterior or None; got {type(posterior).__name__}"
+    )
+
+
+def check_group(post: Posterior, group: str, prefix: str = USER_PREFIX) -> str:
+    """``group`` when the posterior knows it; else a KeyError that suggests the pooled name."""
+    try:
+        post.hierarchy.resolve(group)
+    except KeyError as exc:
+        if isinstance(group, str) and not group.startswith(prefix):
+            try:
+                post.hierarchy.resolve(prefix + group)
+            except (KeyError, ValueError):
+                pass
+            else:
+                raise KeyError(
+                    f"unknown group {group!r}; this posterior was pooled with the released "
+                    f"data and names your group {prefix + group!r}"
+                ) from None
+        raise exc
+    return group
+
+
+def predict(
+    N: ArrayLike,
+    D: ArrayLike,
+    *,
+    group: str = "dense",
+    kind: str = DEFAULT_KIND,
+    seq_len: int = DEFAULT_SEQ_LEN,
+    grid: tuple[float, float] | None = None,
+    posterior: PosteriorLike = None,
+    seed: int = 0,
+    allow_unconverged: bool = False,
+) -> Prediction:
+    """Posterior-predictive optimal peak learning rate and batch size at (N, D).
+
+    Parameters
+    ----------
+    N, D : float or array-like
+        Non-embedding parameters and training tokens; broadcast together.
+    group : str
+        ``"dense"``, ``"moe"``, ``"moe/1in8"``, ... or ``"new"``; for a posterior pooled with
+        the released data, your groups are ``"user:<name>"``.
+    kind : str
+        What the interval is about (default :data:`DEFAULT_KIND`): ``"sweep"``, the best run a
+        grid sweep around the optimum will find (optimum model); ``"centre"``, the optimum
+        (plateau centre) of a new setting; ``"law"``, the law itself.
+    seq_len : int
+        Sequence length, to express the batch in sequences.
+    grid : (float, float), optional
+        With ``kind="sweep"``: the sweep's lr and batch steps (default √2 and 2).
+    posterior : path or Posterior, optional
+        Default: the shipped optimum posterior (loaded once).
+    seed : int
+        Seed of the draws for new groups and setting scatter.
+    allow_unconverged : bool
+        Answer from a posterior that failed its convergence gate.
+
+    Returns
+    -------
+    Prediction
+        ``.median()``, ``.interval(prob)``, ``.to_dataframe(prob)``, ``.describe(prob)``.
+
+    Examples
+    --------
+    >>> import bayes_steplaw as bsl
+    >>> bsl.predict(7e9, 1.4e12).median()  # doctest: +SKIP
+    """
+    post = resolve_posterior(posterior, "law")
+    extra = {} if grid is None else {"grid": grid}
+    return post.predict(
+        N, D, group=check_group(post, group), kind=kind, seq_len=seq_len, seed=seed,
+        allow_unconverged=allow_unconverged, **extra,
+    )  # fmt: skip
+
+
+def plateau_probability(
+    N: ArrayLike,
+    D: ArrayLike,
+    lr: ArrayLike,
+    batch_tokens: ArrayLike,
+    *,
+    tol: float = DEFAULT_TOL,
+    group: str = "dense",
+    predictive: bool = False,
+    posterior: PosteriorLike = None,
+    seed: int = 0,
+    allow_unconverged: bool = False,
+) -> Any:
+    """Probability that a run at (lr, batch) ends within ``tol`` of its setting's best loss.
+
+    Parameters
+    ----------
+    N, D, lr, batch_tokens : float or array-like
+        Settings and runs (peak learning rate, batch size in tokens); all broadcast together.
+    tol : float
+        Relative-loss tolerance (default 0.0025, the paper's 0.25%).
+    group : str
+        Group name, as in :func:`predict`.
+    predictive : bool
+        Include the run's own loss noise.
+    posterior : path or LandscapePosterior, optional
+        Default: the shipped landscape posterior (loaded once).
+    seed : int
+        Seed of the setting-scatter (and noise) draws.
+    allow_unconverged : bool
+        Answer from a posterior that failed its convergence gate.
+
+    Returns
+    -------
+    numpy.ndarray or numpy.float64
+        With the broadcast shape of the inputs.
+    """
+    post = resolve_posterior(posterior, "landscape")
+    return post.plateau_probability(
+        N, D, lr, batch_tokens, tol=tol, group=check_group(post, group), predictive=predictive,
+        seed=seed, allow_unconverged=allow_unconverged,
+    )  # fmt: skip
+
+
+def recommend(
+    N: ArrayLike,
+    D: ArrayLike,
+    *,
+    batch_tokens: ArrayLike | None = None,
+    group: str = "dense",
+    tol: float = DEFAULT_TOL,
+    seq_len: int = DEFAULT_SEQ_LEN,
+    posterior: PosteriorLike = None,
+    seed: int = 0,
+    allow_unconverged: bool = False,
+) -> Recommendation:
+    """The (lr, batch) of least posterior expected relative loss; with ``batch_tokens``, the lr.
+
+    Parameters
+    ----------
+    N, D : float or array-like
+        Settings; broadcast together (and with ``batch_tokens``).
+    batch_tokens : float or array-like, optional
+        A batch size fixed by other constraints; the recommendation is then the best lr for it.
+    group : str
+        Group name, as in :func:`predict`.
+    tol : float
+        Tolerance of the reported plateau probability.
+    seq_len : int
+        Sequence length, to express the batch in sequences.
+    posterior : path or LandscapePosterior, optional
+        Default: the shipped landscape posterior (loaded once).
+    seed : int
+        Seed of the setting-scatter draws.
+    allow_unconverged : bool
+        Answer from a posterior that failed its convergence gate.
+
+    Returns
+    -------
+    Recommendation
+        ``.lr``, ``.batch_tokens``, ``.plateau_probability``, ..., ``.to_dataframe()``.
+    """
+    post = resolve_posterior(posterior, "landscape")
+    return post.recommend(
+        N, D, batch_tokens=batch_tokens, group=check_group(post, group), tol=tol,
+        seq_len=seq_len, seed=seed, allow_unconverged=allow_unconverged,
+    )  # fmt: skip
+
+
+def fit(
+    sweeps: pd.DataFrame | str | os.PathLike,
+    model: str = "optimum",
+    groups: tuple[str, ...] | list[str] | None = None,
+    *,
+    with_released: bool = False,
+    released: pd.DataFrame | None = None,
+    prefix: str = USER_PREFIX,
+    columns: dict[str, str] | None = None,
+    check: bool = True,
+    **kwargs: Any,
+) -> Posterior:
+    """Fit a model of the hierarchical Step Law, alone or pooled with the released data.
+
+    Parameters
+    ----------
+    sweeps : DataFrame or path
+        Your sweep table (a CSV path is read with :func:`bayes_steplaw.read_sweeps`, mapping
+        ``columns``).
+    model : {"optimum", "landscape"}
+        As in :func:`bayes_steplaw.bayes.model.fit`.
+    groups : sequence of str, optional
+        Your group columns, outermost first; default ``("family", "variant")``.
+    with_released : bool
+        Pool with the released dense + MoE sweeps (:func:`bayes_steplaw.transfer.
+        pool_with_released`): the exponents are learned from everything, your groups'
+        offsets from your runs. Your groups are then named ``prefix + value``
+        (``"user:llama"``); the released ones keep theirs.
+    released : DataFrame, optional
+        With ``with_released``: the released table to pool with (default: all of it).
+    prefix : str
+        Namespace of your groups when pooled.
+    columns : dict, optional
+        Canonical name -> your column name, for a CSV path.
+    check : bool
+        Refuse, before sampling, a table that cannot identify the exponents
+        (:func:`bayes_steplaw.transfer.identifiability_problems`).
+    **kwargs
+        Sampler settings and model options of :func:`bayes_steplaw.bayes.model.fit`
+        (``chains``, ``draws``, ``tune``, ``seed``, ``progressbar``, ``threshold``, ...).
+
+    Returns
+    -------
+    Posterior
+        Its metadata records, under ``"pooled"``, the released rows used and your groups'
+        pooled names.
+
+    Raises
+    ------
+    UnidentifiableSweepError
+        With ``check``: what the table cannot identify, and that ``with_released=True``
+        supplies it.
+    """
+    import warnings
+
+    import pandas as pd
+
+    from .bayes.model import fit as fit_model
+    from .bayes.sampling import phase
+    from .datasets.sweeps import read_sweeps
+    from .transfer import (
+        SweepWarning,
+        UnidentifiableSweepError,
+        between_group_warnings,
+        identifiability_problems,
+        pool_with_released,
+        user_group_names,
+        warn_sweep,
+    )
+
+    if not isinstance(sweeps, pd.DataFrame):
+        sweeps = read_sweeps(sweeps, columns=columns)
+    warn_sweep(sweeps)
+    groups = tuple(DEFAULT_GROUPS if groups is None else groups)
+    pooled_info = None
+    if with_released:
+        names = user_group_names(sweeps, groups, prefix=prefix)
+        with phase("pooling with the released data", bool(kwargs.get("progressbar", True))):
+            table = pool_with_released(sweeps, groups, released=released, prefix=prefix)
+        groups = ("family", "variant")
+        source = table["source"].to_numpy()
+        pooled_info = {
+            "prefix": prefix,
+            "user_groups": names,
+            "user_runs": int((source == "user").sum()),
+            "released_runs": int((source == "released").sum()),
+        }
+    else:
+        table = sweeps
+    if check:
+        problems = identifiability_problems(
+            table, batch_depends_on_N=bool(kwargs.get("batch_depends_on_N", False))
+        )
+        if problems:
+            raise UnidentifiableSweepError(
+                problems, "; pool with the released data (with_released=True) to borrow them"
+            )
+        for message in between_group_warnings(table, groups):
+            warnings.warn(message, SweepWarning, stacklevel=2)
+    post = fit_model(table, model, groups, **kwargs)
+    if pooled_info is not None:
+        post.metadata["pooled"] = pooled_info
+    return post
