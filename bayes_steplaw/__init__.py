@@ -8,13 +8,13 @@ from __future__ import annotations
 __version__ = "0.2.0"
 
 from ._validate import DEFAULT_PROB, DEFAULT_SEQ_LEN, DEFAULT_TOL
-from .api import DEFAULT_KIND, plateau_probability, predict, recommend
+from .api import DEFAULT_KIND, fit, plateau_probability, predict, recommend
 from .bayes.bowl import ExcessLoss, PlateauRegion, Recommendation
 from .bayes.compare import compare_curvatures
 from .bayes.hierarchy import Hierarchy
 from .bayes.landscape import LandscapeModel, LandscapePosterior
 from .bayes.law import Prediction, StepLawPosterior
-from .bayes.model import Model, fit
+from .bayes.model import Model
 from .bayes.optimum import OptimumModel, OptimumPosterior
 from .bayes.posterior import Posterior, PosteriorFileError, load, load_default
 from .bayes.sampling import ConvergenceError, ConvergenceWarning
@@ -23,6 +23,7 @@ from .datasets.registry import DataError
 from .datasets.simulate import Bowl, TrueLaw, simulate_sweeps
 from .datasets.sweeps import (
     SweepValidationError,
+    SweepWarning,
     load_sweeps,
     near_optimal,
     read_sweeps,
@@ -31,12 +32,7 @@ from .datasets.sweeps import (
 from .logs import LogProblemsError, find_runs, quick_check, read_loss_curve, smooth_final_loss
 from .logs import collect as collect_logs
 from .plan import SweepPlan, plan_sweep
-from .transfer import (
-    USER_PREFIX,
-    SweepWarning,
-    UnidentifiableSweepError,
-    pool_with_released,
-)
+from .transfer import USER_PREFIX, UnidentifiableSweepError, pool_with_released
 
 __all__ = [
     "DEFAULT_KIND",

@@ -333,20 +333,17 @@ def fit(
 
     from .bayes.model import fit as fit_model
     from .bayes.sampling import phase
-    from .datasets.sweeps import read_sweeps
+    from .datasets.sweeps import SweepWarning, read_sweeps
     from .transfer import (
-        SweepWarning,
         UnidentifiableSweepError,
         between_group_warnings,
         identifiability_problems,
         pool_with_released,
         user_group_names,
-        warn_sweep,
     )
 
     if not isinstance(sweeps, pd.DataFrame):
-        sweeps = read_sweeps(sweeps, columns=columns)
-    warn_sweep(sweeps)
+        sweeps = read_sweeps(sweeps, columns=columns)  # warns on implausible batch units
     groups = tuple(DEFAULT_GROUPS if groups is None else groups)
     pooled_info = None
     if with_released:

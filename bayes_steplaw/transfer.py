@@ -20,8 +20,6 @@ resemble the released ones.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 
@@ -30,16 +28,6 @@ from .datasets.sweeps import setting_ids
 
 USER_PREFIX = "user:"
 """Prefix of your groups in a table pooled with the released data."""
-
-MAX_BATCH_TOKENS = 2**30
-"""Largest plausible batch (1.07e9 tokens): published pretraining batches are tens of millions."""
-
-MIN_BATCH_TOKENS = 256
-"""Smallest plausible batch in tokens; below it the column most likely counts sequences."""
-
-
-class SweepWarning(UserWarning):
-    """A sweep table holds values that are legal but implausible (e.g. the batch's unit)."""
 
 
 class UnidentifiableSweepError(ValueError):
@@ -145,55 +133,6 @@ def between_group_warnings(sweeps: pd.DataFrame, groups: tuple[str, ...] | list[
                 f"released data"
             )
     return out
-
-
-def batch_unit_warnings(sweeps: pd.DataFrame) -> list[str]:
-    """Batch sizes (and learning rates) that are implausible for their unit.
-
-    A ``batch_sequences`` column that holds tokens gives batches of billions of tokens; a
-    ``batch_tokens`` column that holds sequences gives batches of a few hundred tokens. Both
-    are legal numbers, so they are warnings, each naming the likely cause and the fix.
-    """
-    out = []
-
-    def rows(mask: np.ndarray) -> str:
-        idx = np.flatnonzero(mask)
-        more = f" and {len(idx) - 5} more" if len(idx) > 5 else ""
-        return f"row{'s' if len(idx) > 1 else ''} {', '.join(map(str, idx[:5]))}{more}"
-
-    tokens = pd.to_numeric(sweeps.get("batch_tokens"), errors="coerce")
-    if tokens is not None:
-        tokens = tokens.to_numpy(float)
-        big = tokens > MAX_BATCH_TOKENS
-        if big.any():
-            out.append(
-                f"batches of up to {np.nanmax(tokens):.3g} tokens ({rows(big)}) are far above "
-                f"any published pretraining batch (tens of millions of tokens): if your batch "
-                f"column counts tokens, map it to batch_tokens, not batch_sequences "
-                f"(fit --column batch_tokens=YOURS, or columns={{'batch_tokens': yours}})"
-            )
-        small = tokens < MIN_BATCH_TOKENS
-        if small.any():
-            out.append(
-                f"batches of only {np.nanmin(tokens):.3g} tokens ({rows(small)}): if your batch "
-                f"column counts sequences, map it to batch_sequences and give --seq-len"
-            )
-    lr = pd.to_numeric(sweeps.get("lr"), errors="coerce")
-    if lr is not None:
-        lr = lr.to_numpy(float)
-        odd = (lr > 1.0) | (lr < 1e-7)
-        if odd.any():
-            out.append(
-                f"peak learning rates outside [1e-7, 1] ({rows(odd)}, e.g. {lr[odd][0]:.3g}): "
-                f"the lr column should hold the learning rate itself, not its log or a percent"
-            )
-    return out
-
-
-def warn_sweep(sweeps: pd.DataFrame) -> None:
-    """Emit every :func:`batch_unit_warnings` as a :class:`SweepWarning`."""
-    for message in batch_unit_warnings(sweeps):
-        warnings.warn(message, SweepWarning, stacklevel=3)
 
 
 # --------------------------------------------------------------------------- pooling

@@ -22,6 +22,7 @@ import bayes_steplaw as bsl
 from bayes_steplaw import api, transfer
 from bayes_steplaw.bayes.bowl import quadratic
 from bayes_steplaw.cli import app
+from bayes_steplaw.datasets.sweeps import batch_unit_warnings
 
 runner = CliRunner()
 TINY = ["--chains", "2", "--draws", "200", "--tune", "200", "--quiet"]
@@ -285,11 +286,11 @@ def test_identifiability_problems_say_what_is_missing():
 
 def test_batch_unit_warnings():
     sweeps = user_sweep()
-    assert transfer.batch_unit_warnings(sweeps) == []
+    assert batch_unit_warnings(sweeps) == []
     tokens_as_sequences = sweeps.assign(batch_tokens=sweeps["batch_tokens"] * 2048)
-    assert "map it to batch_tokens" in transfer.batch_unit_warnings(tokens_as_sequences)[0]
+    assert "map it to batch_tokens" in batch_unit_warnings(tokens_as_sequences)[0]
     sequences_as_tokens = sweeps.assign(batch_tokens=sweeps["batch_sequences"])
-    assert "map it to batch_sequences" in transfer.batch_unit_warnings(sequences_as_tokens)[0]
+    assert "map it to batch_sequences" in batch_unit_warnings(sequences_as_tokens)[0]
 
 
 def test_fit_refuses_an_unidentifiable_sweep_before_sampling(tmp_path):

@@ -19,7 +19,7 @@ from .. import __version__
 from .._validate import check_count, check_prob
 from .design import DEFAULT_GROUPS, Design, check_sweeps, data_fingerprint, design_metadata
 from .posterior import Posterior
-from .sampling import Compiled, compile_model, convergence_report, run_nuts
+from .sampling import Compiled, compile_model, convergence_report, phase, run_nuts
 
 _MODELS: dict[str, type[Model]] = {}
 
@@ -182,7 +182,8 @@ class Prepared:
             data=data,
             sampler_kwargs=kwargs,
         )
-        diagnostics = convergence_report(idata)
+        with phase("checking convergence", run.progressbar):
+            diagnostics = convergence_report(idata)
         model = self.model
         metadata = {
             "model": model.kind,

@@ -216,15 +216,20 @@ def fit_command(
     """
     from ..api import fit as api_fit
     from ..bayes.sampling import ConvergenceWarning, phase
-    from ..transfer import SweepWarning, UnidentifiableSweepError
+    from ..datasets.sweeps import SweepWarning
+    from ..transfer import UnidentifiableSweepError
 
     check_output_path(out, "--out")
     if model not in ("optimum", "landscape"):
         _fail(f"--model must be 'optimum' or 'landscape'; got {model!r}")
     show = not quiet and sys.stderr.isatty()
     mapping = _column_mapping(column)
-    with phase(f"reading {sweeps}", show):
+    with phase(f"reading {sweeps}", show), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SweepWarning)
         table = _read_table(sweeps, mapping, seq_len)
+    for w in caught:
+        if issubclass(w.category, SweepWarning):
+            warn(str(w.message))
     groups = tuple(group_col) if group_col else ("family", "variant")
     n_settings = table["setting"].nunique() + (33 if with_released else 0)
     check_memory(_fit_memory(n_settings, len(table), chains, draws), "--draws or --chains",
