@@ -397,7 +397,7 @@ def test_bug5_a_full_disk_leaves_the_old_sweep_intact(base, tmp_path):
 
 
 def test_bug5_concurrent_writers_never_leave_a_partial_table(tmp_path):
-    from bayes_steplaw.logs.output import write_csv
+    from bayes_steplaw._io import write_csv
 
     out = tmp_path / "sweep.csv"
     frames = [

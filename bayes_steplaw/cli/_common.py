@@ -7,7 +7,6 @@ import math
 import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -181,28 +180,15 @@ def check_input_file(path: Path, what: str) -> None:
 
 
 def check_output_path(path: Path, option: str) -> None:
-    """An output path that can be written: not a directory, in an existing writable folder.
+    """An output path that can be written (:func:`bayes_steplaw._io.check_output_path`),
+    checked before any work: else exit 2 with the path and the reason."""
+    from .._io import OutputPathError
+    from .._io import check_output_path as check
 
-    Checked before any work (exit 2 with the path and the reason), so a long fit never ends
-    in a write error. The folder is probed by creating (and removing) a file in it.
-    """
-    if path.is_dir():
-        _fail(f"{option} {path} is a directory; give a file name, e.g. {path / 'posterior.nc'}")
-    parent = path.parent
-    if not parent.exists():
-        _fail(f"{option} {path}: the folder {parent} does not exist")
-    if not parent.is_dir():
-        _fail(f"{option} {path}: {parent} is not a folder")
-    if path.exists() and not path.is_file():
-        _fail(f"{option} {path} exists and is not a regular file")
     try:
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=parent)
-    except OSError as exc:
-        _fail(f"{option} {path}: cannot write in {parent} ({exc.strerror or exc})")
-    os.close(fd)
-    Path(probe).unlink(missing_ok=True)
-    if path.exists() and not os.access(path, os.W_OK):
-        _fail(f"{option} {path} exists and is not writable")
+        check(path, option)
+    except OutputPathError as exc:
+        _fail(str(exc))
 
 
 # --------------------------------------------------------------------------- memory
@@ -253,38 +239,21 @@ def check_memory(nbytes: float, option: str, what: str) -> None:
 
 # --------------------------------------------------------------------------- tables out
 
-_FORMULA = re.compile(r"^[=+\-@\t\r]")
-
-
-def spreadsheet_safe(frame):
-    """Text cells that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``...)
-    prefixed with ``'``; numbers are left alone."""
-    out = frame.copy()
-    for col in out.columns:
-        if out[col].dtype == object or str(out[col].dtype) == "string":
-            out[col] = out[col].map(
-                lambda v: "'" + v if isinstance(v, str) and _FORMULA.match(v) else v
-            )
-    return out
-
 
 def write_table(frame, path: Path, option: str = "--out") -> None:
-    """Write a table as CSV (``.csv``) or JSON records (``.json``), atomically."""
+    """Write a table as CSV (``.csv``, formulas escaped) or JSON records (``.json``),
+    atomically (:mod:`bayes_steplaw._io`); a failure is a one-line error (exit 1)."""
+    from .._io import OutputPathError, write_csv, write_json_records
+
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".json"):
         _fail(f"{option} {path}: the name must end in .csv or .json")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
     try:
-        if suffix == ".csv":
-            spreadsheet_safe(frame).to_csv(tmp, index=False)
-        else:
-            frame.to_json(tmp, orient="records", indent=1, double_precision=15)
-        os.replace(tmp, path)
+        (write_csv if suffix == ".csv" else write_json_records)(frame, path, name=option)
+    except OutputPathError as exc:
+        _fail(str(exc))
     except OSError as exc:
-        _fail(f"could not write {path}: {exc.strerror or exc}", 1)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+        _fail(f"could not write {path}: {exc.strerror or exc}; nothing was replaced", 1)
 
 
 # --------------------------------------------------------------------------- notes

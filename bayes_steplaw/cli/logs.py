@@ -120,8 +120,8 @@ def logs_quick_check(
     Problems (no loss lines, nan/inf, a truncated last line, stopped early, a log that is not
     a regular file, a folder that cannot be listed) go to stderr.
     """
+    from .._io import escape_formulas
     from ..logs import quick_check
-    from ..logs.output import escape_formulas
 
     _logs_args(base_dir, dir_pattern, log_pattern, window)
     try:
@@ -229,9 +229,9 @@ def logs_collect(
     Runs with problems are left out of the table and listed on stderr. Text cells that a
     spreadsheet would run as formulas (starting with = + - @) are written with a leading '.
     """
+    from .._io import OutputPathError, check_output_path, write_csv
     from ..datasets.sweeps import SweepValidationError
     from ..logs import LogProblemsError, check_name_regex, collect
-    from ..logs.output import OutputPathError, check_output_path, write_csv
 
     _logs_args(base_dir, dir_pattern, log_pattern, window)
     try:

@@ -18,7 +18,6 @@ One module per idea, each depending only on those above it:
 ``hparams``, ``architecture``    hyperparameter names, run names, hparams files; N and D
 ``analyse``                      one run's row, many runs in parallel, :func:`quick_check`
 ``collection``                   :func:`collect`: the sweep table
-``output``                       writing tables: path checked first, atomic, formulas escaped
 ===============================  ===============================================================
 
 Layout of the runs

@@ -14,7 +14,10 @@ import stat
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+from .._io import display_name, display_path, file_kind
 from ._defaults import BLOCK_SIZE, MAX_LINE_BYTES, PREVIEW_CHARS
+
+__all__ = ["display_name", "display_path", "file_kind"]  # re-exported for the log modules
 
 # ---------------------------------------------------------------------------- messages
 
@@ -46,21 +49,6 @@ def cut(message: str, limit: int = 400) -> str:
     return message if len(message) <= limit else f"{message[:limit]}… ({len(message):,} chars)"
 
 
-def display_name(name: str) -> str:
-    """``name`` as it can be printed: bytes that are not UTF-8 as ``\\xNN``, control
-    characters (newlines, terminal escapes) as Python escapes; other names unchanged."""
-    if name.isprintable():
-        return name
-    # names read from the file system carry undecodable bytes as lone surrogates
-    text = os.fsencode(name).decode("utf-8", "backslashreplace")
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
-def display_path(path: str | os.PathLike) -> str:
-    """A path as it can be printed (see :func:`display_name`)."""
-    return display_name(os.fspath(path))
-
-
 def compile_pattern(pattern: str | re.Pattern[str], name: str) -> re.Pattern[str]:
     """Compile a user's regular expression; a bad one raises ValueError naming ``name``."""
     if isinstance(pattern, re.Pattern):
@@ -75,20 +63,6 @@ def compile_pattern(pattern: str | re.Pattern[str], name: str) -> re.Pattern[str
 
 
 # ---------------------------------------------------------------------------- files
-
-_KINDS = (
-    (stat.S_ISFIFO, "a named pipe, FIFO"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-    (stat.S_ISDIR, "a directory"),
-    (stat.S_ISLNK, "a symbolic link"),
-)
-
-
-def file_kind(mode: int) -> str:
-    """What a file of ``st_mode`` ``mode`` is, in words."""
-    return next((what for test, what in _KINDS if test(mode)), "not a regular file")
 
 
 class NotRegularFileError(OSError):

@@ -1,5 +1,5 @@
-"""Writing tables safely: the output path checked before any work, atomic replacement, and
-text cells that a spreadsheet would run as formulas escaped.
+"""Files out, safely: the output path checked before any work, atomic replacement, text cells
+that a spreadsheet would run as formulas escaped, and names printed without surprises.
 
 A table is written to a unique temporary file in the target's folder, flushed to disk, then
 renamed over the target (:func:`os.replace`, atomic on POSIX file systems): a reader, a crash
@@ -24,10 +24,38 @@ from pathlib import Path
 
 import pandas as pd
 
-from ._guards import display_path, file_kind
-
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+_KINDS = (
+    (stat.S_ISFIFO, "a named pipe, FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISLNK, "a symbolic link"),
+)
+
+
+def file_kind(mode: int) -> str:
+    """What a file of ``st_mode`` ``mode`` is, in words."""
+    return next((what for test, what in _KINDS if test(mode)), "not a regular file")
+
+
+def display_name(name: str) -> str:
+    """``name`` as it can be printed: bytes that are not UTF-8 as ``\\xNN``, control
+    characters (newlines, terminal escapes) as Python escapes; other names unchanged."""
+    if name.isprintable():
+        return name
+    # names read from the file system carry undecodable bytes as lone surrogates
+    text = os.fsencode(name).decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def display_path(path: str | os.PathLike) -> str:
+    """A path as it can be printed (see :func:`display_name`)."""
+    return display_name(os.fspath(path))
 
 
 class OutputPathError(OSError):
@@ -186,4 +214,30 @@ def write_csv(
     return target
 
 
-__all__ = ["OutputPathError", "check_output_path", "escape_formulas", "write_csv"]
+def write_json_records(frame: pd.DataFrame, path: str | os.PathLike, *, name: str = "path") -> Path:
+    """Write ``frame`` as a JSON list of records at ``path`` atomically (as :func:`write_csv`)."""
+    target = check_output_path(path, name)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            frame.to_json(f, orient="records", indent=1, double_precision=15)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, _new_file_mode())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+__all__ = [
+    "OutputPathError",
+    "check_output_path",
+    "display_name",
+    "display_path",
+    "escape_formulas",
+    "file_kind",
+    "write_csv",
+    "write_json_records",
+]
