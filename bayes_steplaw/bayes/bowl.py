@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from .._validate import (
     DEFAULT_PROB,
@@ -376,10 +377,10 @@ class PlateauAnswers:
 
     def plateau_probability(
         self,
-        N,
-        D,
-        lr,
-        batch_tokens,
+        N: ArrayLike,
+        D: ArrayLike,
+        lr: ArrayLike,
+        batch_tokens: ArrayLike,
         *args,
         tol: float | None = None,
         group: str | None = None,
@@ -440,10 +441,10 @@ class PlateauAnswers:
 
     def relative_loss(
         self,
-        N,
-        D,
-        lr,
-        batch_tokens,
+        N: ArrayLike,
+        D: ArrayLike,
+        lr: ArrayLike,
+        batch_tokens: ArrayLike,
         *args,
         group: str | None = None,
         predictive: bool | None = None,
@@ -480,8 +481,8 @@ class PlateauAnswers:
 
     def plateau_region(
         self,
-        N,
-        D,
+        N: ArrayLike,
+        D: ArrayLike,
         *args,
         tol: float | None = None,
         min_prob: float | None = None,
@@ -548,7 +549,14 @@ class PlateauAnswers:
         )
 
     def expected_relative_loss(
-        self, N, D, lr, batch_tokens, *args, group: str | None = None, seed: int = 0
+        self,
+        N: ArrayLike,
+        D: ArrayLike,
+        lr: ArrayLike,
+        batch_tokens: ArrayLike,
+        *args,
+        group: str | None = None,
+        seed: int = 0,
     ) -> np.ndarray:
         """Posterior expected q at (lr, batch): the loss the Bayes decision minimises."""
         group = legacy_positional(
@@ -560,10 +568,10 @@ class PlateauAnswers:
 
     def recommend(
         self,
-        N,
-        D,
+        N: ArrayLike,
+        D: ArrayLike,
         *args,
-        batch_tokens=None,
+        batch_tokens: ArrayLike | None = None,
         group: str | None = None,
         tol: float | None = None,
         seq_len: int | None = None,

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from .._validate import (
     DEFAULT_PROB,
@@ -438,8 +439,8 @@ class StepLawPosterior(Posterior):
 
     def predict(
         self,
-        N,
-        D,
+        N: ArrayLike,
+        D: ArrayLike,
         *args,
         group: str | None = None,
         kind: str | None = None,
