@@ -29,6 +29,7 @@ from .datasets.sweeps import (
     read_sweeps,
     relative_loss,
 )
+from .evaluate import Evaluation, MethodPrediction, evaluate
 from .logs import LogProblemsError, find_runs, quick_check, read_loss_curve, smooth_final_loss
 from .logs import collect as collect_logs
 from .plan import SweepPlan, plan_sweep
@@ -46,11 +47,13 @@ __all__ = [
     "ConvergenceWarning",
     "DataError",
     "DegenerateResampleWarning",
+    "Evaluation",
     "ExcessLoss",
     "Hierarchy",
     "LandscapeModel",
     "LandscapePosterior",
     "LogProblemsError",
+    "MethodPrediction",
     "Model",
     "OptimumModel",
     "OptimumPosterior",
@@ -68,6 +71,7 @@ __all__ = [
     "__version__",
     "collect_logs",
     "compare_curvatures",
+    "evaluate",
     "find_runs",
     "fit",
     "load",
