@@ -81,7 +81,10 @@ def build_design(
         settings=settings,
         log_n=log_n - log_n0,
         log_d=log_d - log_d0,
-        setting_levels=levels,
+        # column-major: each column, indexed into a PyMC graph, is then a contiguous constant,
+        # which numba (through PyTensor's numba backend) can cache across processes; a strided
+        # view is lowered as a pointer into this process and defeats every cache
+        setting_levels=np.asfortranarray(levels),
         run_setting=runs["setting"].map(lookup).to_numpy(int),
         log_lr=np.log(runs["lr"].to_numpy(float)),
         log_bs=np.log(runs["batch_tokens"].to_numpy(float)),
