@@ -9,7 +9,7 @@ __version__ = "0.2.0"
 
 from ._validate import DEFAULT_PROB, DEFAULT_SEQ_LEN, DEFAULT_TOL
 from .api import DEFAULT_KIND, fit, plateau_probability, predict, recommend
-from .bayes.bowl import ExcessLoss, PlateauRegion, Recommendation
+from .bayes.answers import ExcessLoss, PlateauRegion, Recommendation
 from .bayes.compare import compare_curvatures
 from .bayes.hierarchy import Hierarchy
 from .bayes.landscape import LandscapeModel, LandscapePosterior

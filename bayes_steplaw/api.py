@@ -17,7 +17,7 @@ from numpy.typing import ArrayLike
 
 from ._validate import DEFAULT_SEQ_LEN, DEFAULT_TOL
 from .bayes import posterior as posterior_module
-from .bayes.bowl import Recommendation
+from .bayes.answers import Recommendation
 from .bayes.design import DEFAULT_GROUPS
 from .bayes.landscape import LandscapePosterior
 from .bayes.law import Prediction, StepLawPosterior

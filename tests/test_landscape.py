@@ -161,6 +161,33 @@ def test_predictive_probability_includes_noise():
     assert not np.allclose(got, plain)
 
 
+@pytest.mark.slow
+def test_probability_relative_to_a_sweeps_best_run_matches_a_direct_simulation():
+    """reference="sweep": the run's loss within tol of the best of a grid sweep. A direct
+    simulation (own code: random grid phase, Student-t run noise, the sweep's minimum) gives
+    the same probability; the event is rarer than the one relative to L*."""
+    a, b, s0, nu, tol = 0.01, 0.008, 2e-3, 4.0, 0.0025
+    post = handmade(40_000, a=a, b=b, sigma0=s0, nu=nu, seed=2)
+    lr = np.exp(np.log(1e-3) + np.array([-0.6, 0.0, 0.5]))
+    got = post.plateau_probability(N0, D0, lr, 1e6, tol=tol, reference="sweep", seed=5)
+    rng = np.random.default_rng(11)
+    n = 200_000
+    # the sweep: 11 lr values sqrt(2) apart and 7 batch values 2x apart, random phase
+    gx = (np.arange(11) - 5 + rng.uniform(-0.5, 0.5, (n, 1))) * np.log(2) / 2
+    gy = (np.arange(7) - 3 + rng.uniform(-0.5, 0.5, (n, 1))) * np.log(2)
+    q = a * gx[:, :, None] ** 2 + b * gy[:, None, :] ** 2
+    best = (q + s0 * rng.standard_t(nu, q.shape)).reshape(n, -1).min(axis=1)
+    x = np.log(lr)[:, None] - np.log(1e-3)
+    run = a * x**2 + s0 * rng.standard_t(nu, (len(lr), n))
+    want = (1 + run <= (1 + tol) * (1 + best)).mean(axis=1)
+    np.testing.assert_allclose(got, want, atol=0.01)
+    assert (got < post.plateau_probability(N0, D0, lr, 1e6, tol=tol, predictive=True)).all()
+    with pytest.raises(ValueError, match="reference must be one of"):
+        post.plateau_probability(N0, D0, 1e-3, 1e6, reference="L*")
+    with pytest.raises(ValueError, match="lr step must be a ratio"):
+        post.plateau_probability(N0, D0, 1e-3, 1e6, reference="sweep", sweep_grid=(1, 2, 3, 3))
+
+
 def test_broadcasting_scalars_and_speed():
     post = handmade(4000, sd_c=0.3, sd_d=0.3, rho=-0.4, k=2.0)
     p = post.plateau_probability(N0, D0, 1e-3, 1e6)

@@ -46,8 +46,8 @@ from .._validate import (
     scalar,
 )
 from ..datasets.sweeps import relative_loss
+from .answers import PlateauAnswers
 from .bowl import (
-    PlateauAnswers,
     cross_term,
     log_likelihood,
     loss_mean_scale,
@@ -125,7 +125,7 @@ class LandscapePosterior(PlateauAnswers, StepLawPosterior):
     """Posterior of the loss-landscape model.
 
     Besides the Step-Law predictive (``predict``: the optimum's location), it answers where a
-    new run lands on the bowl (:class:`~bayes_steplaw.bayes.bowl.PlateauAnswers`:
+    new run lands on the bowl (:class:`~bayes_steplaw.bayes.answers.PlateauAnswers`:
     ``plateau_probability``, ``relative_loss``, ``plateau_region``, ``recommend``) from the
     per-draw geometry of :meth:`bowl`: the optimum's location includes the law's uncertainty
     and the scatter of optima between settings, the bowl's shape its posterior uncertainty.

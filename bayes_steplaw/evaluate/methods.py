@@ -248,16 +248,16 @@ class LandscapePredictor(StepLawPredictor):
         out.note += "; choice: recommend (least posterior expected relative loss)"
         return out
 
-    def plateau_probability(self, runs: pd.DataFrame, tol: float) -> np.ndarray:
-        """Predictive probability (run noise included) that each run is within ``tol`` of L*."""
-        out = np.empty(len(runs))
+    def plateau_probability(self, runs: pd.DataFrame, tol: float) -> dict[str, np.ndarray]:
+        """Predictive probabilities (run noise included) that each run is within ``tol`` of
+        L* (``p_plateau``) and of the best run of a sweep (``p_sweep``)."""
+        out = {"p_plateau": np.empty(len(runs)), "p_sweep": np.empty(len(runs))}
         for (group, _), idx in runs.groupby(["group", "setting"], sort=False).indices.items():
             rows = runs.iloc[idx]
-            out[idx] = self.post.plateau_probability(
-                rows["N"].to_numpy(float), rows["D"].to_numpy(float), rows["lr"].to_numpy(float),
-                rows["batch_tokens"].to_numpy(float), tol=tol, group=str(group),
-                predictive=True, seed=self.seed, allow_unconverged=True,
-            )  # fmt: skip
+            args = [rows[c].to_numpy(float) for c in ("N", "D", "lr", "batch_tokens")]
+            kw = {"tol": tol, "group": str(group), "seed": self.seed, "allow_unconverged": True}
+            out["p_plateau"][idx] = self.post.plateau_probability(*args, predictive=True, **kw)
+            out["p_sweep"][idx] = self.post.plateau_probability(*args, reference="sweep", **kw)
         return out
 
 

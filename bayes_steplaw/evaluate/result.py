@@ -27,14 +27,24 @@ BASELINE = "bayes"
 _EVENTS = {
     "best": (
         "hit_best",
-        "within tol of the sweep's best run (what a user can check)",
+        "p_sweep",
+        "within tol of the sweep's best run (what a user can check), against "
+        "plateau_probability(reference='sweep')",
     ),
     "star": (
         "hit_star",
+        "p_plateau",
         "within tol of L*, the setting's bowl bottom from a full-data landscape fit (in "
-        "sample; a yardstick only)",
+        "sample; a yardstick only), against plateau_probability(reference='optimum')",
+    ),
+    "best_by_optimum": (
+        "hit_best",
+        "p_plateau",
+        "within tol of the sweep's best run, against the probability relative to L* "
+        "(reference='optimum'): the mismatch of asking one event's probability of the other",
     ),
 }
+"""Event name -> (outcome column, probability column, description)."""
 
 
 class Evaluation:
@@ -81,8 +91,9 @@ class Evaluation:
         self.meta.setdefault("split", ", ".join(dict.fromkeys(table["split"])))
         if runs is not None and len(runs) and "brier_best" not in table:
             keys = ["split", "fold", "method", "setting"]
+            p_best = runs["p_sweep"] if "p_sweep" in runs else runs["p_plateau"]
             sq = runs[keys].assign(
-                brier_best=(runs["p_plateau"] - runs["hit_best"]) ** 2,
+                brier_best=(p_best - runs["hit_best"]) ** 2,
                 brier_star=(runs["p_plateau"] - runs["hit_star"]) ** 2,
             )
             per = sq.groupby(keys, sort=False)[["brier_best", "brier_star"]].mean()
@@ -260,16 +271,17 @@ class Evaluation:
 
     def reliability(self, event: str = "best") -> pd.DataFrame:
         """Reliability table of the plateau probabilities against ``event`` (``"best"``:
-        within tol of the sweep's best run; ``"star"``: within tol of L*), per method."""
-        column = _EVENTS[event][0]
-        if self.runs is None or self.runs.empty:
+        within tol of the sweep's best run; ``"star"``: within tol of L*;
+        ``"best_by_optimum"``: the first event against the second's probability), per method."""
+        column, prob = _EVENTS[event][:2]
+        if self.runs is None or self.runs.empty or prob not in self.runs:
             return pd.DataFrame()
         parts = []
         for method in [m for m in self.methods if m in set(self.runs["method"])]:
             r = self.runs[(self.runs["method"] == method) & self.runs[column].notna()]
             if r.empty:
                 continue
-            rel = reliability_table(r["p_plateau"].to_numpy(), r[column].to_numpy())
+            rel = reliability_table(r[prob].to_numpy(), r[column].to_numpy())
             parts.append(rel.assign(method=method).set_index("method", append=True))
         if not parts:
             return pd.DataFrame()
@@ -283,16 +295,16 @@ class Evaluation:
         rows = []
         for method in [m for m in self.methods if m in set(self.runs["method"])]:
             r = self.runs[self.runs["method"] == method]
-            for event, (column, _) in _EVENTS.items():
+            for event, (column, prob, _) in _EVENTS.items():
                 ok = r[column].notna()
                 hit = r.loc[ok, column].to_numpy()
-                if not hit.size:
+                if not hit.size or prob not in r:
                     continue
                 rows.append(
                     {
                         "method": method,
                         "event": event,
-                        "brier": brier_score(r.loc[ok, "p_plateau"].to_numpy(), hit),
+                        "brier": brier_score(r.loc[ok, prob].to_numpy(), hit),
                         "climatology": brier_score(np.full(hit.size, hit.mean()), hit),
                         "event_rate": float(hit.mean()),
                         "runs": int(hit.size),
@@ -334,7 +346,7 @@ class Evaluation:
         }
         if any(c.startswith("lr_opt_in_") for c in self.table):
             tables["Coverage of the true optimum (simulation)"] = self.coverage("truth")
-        for event, (_, words) in _EVENTS.items():
+        for event, (_, _, words) in _EVENTS.items():
             tables[f"Plateau reliability: {words}"] = self.reliability(event)
         tables["Plateau Brier scores"] = self.brier()
         tables["Fits"] = self.fit_summary()
@@ -378,8 +390,8 @@ class Evaluation:
                 parts.append(f"{name}: {note}.")
         if self.runs is not None and len(self.runs):
             parts.append(
-                "Plateau probabilities (run noise included) are scored against two events: "
-                + "; ".join(f"'{k}' = {w}" for k, (_, w) in _EVENTS.items())
+                "Plateau probabilities (run noise included) are scored against these events: "
+                + "; ".join(f"'{k}' = {w}" for k, (_, _, w) in _EVENTS.items())
                 + "."
             )
         fits = self.fit_summary()

@@ -89,7 +89,7 @@ def _run_task(task: _Task) -> dict[str, Any]:
             pred = pred.checked(len(task.settings), ctx.masses, task.method.name)
             plateau = None
             if callable(getattr(predictor, "plateau_probability", None)):
-                plateau = np.asarray(predictor.plateau_probability(task.runs.copy(), ctx.tol))
+                plateau = predictor.plateau_probability(task.runs.copy(), ctx.tol)
         except Exception as exc:
             out["error"] = (
                 f"method {task.method.name!r} failed on fold {ctx.fold!r} of split "

@@ -123,21 +123,26 @@ def score_plateau(
     fold: str,
     method: str,
     runs: pd.DataFrame,
-    prob: np.ndarray,
+    prob,
     tol: float,
     loss_star: pd.Series | None,
 ) -> pd.DataFrame:
-    """One row per held-out run: its plateau probability against both events.
+    """One row per held-out run: its plateau probabilities and both events.
 
+    ``prob`` is an array (the probability of the event relative to L*, ``p_plateau``) or a
+    mapping with ``p_plateau`` and ``p_sweep`` (relative to the best run of a sweep).
     ``hit_best``: the run's loss is within ``tol`` of its sweep's best run (what a user can
     check); ``hit_star``: within ``tol`` of the setting's L* (``loss_star``: the yardstick,
     a full-data landscape fit; NaN without one).
     """
-    prob = np.asarray(prob, dtype=float).reshape(-1)
-    if prob.shape != (len(runs),):
-        raise ValueError(
-            f"method {method!r}: plateau_probability gave {prob.size} values for {len(runs)} runs"
-        )
+    probs = dict(prob) if isinstance(prob, dict) else {"p_plateau": prob}
+    for key, value in probs.items():
+        probs[key] = np.asarray(value, dtype=float).reshape(-1)
+        if probs[key].shape != (len(runs),):
+            raise ValueError(
+                f"method {method!r}: plateau_probability gave {probs[key].size} values of "
+                f"{key} for {len(runs)} runs"
+            )
     best = runs.groupby("setting")["loss"].transform("min")
     rel = runs["loss"] / best - 1.0
     out = pd.DataFrame(
@@ -151,7 +156,7 @@ def score_plateau(
             "batch_tokens": runs["batch_tokens"].to_numpy(float),
             "loss": runs["loss"].to_numpy(float),
             "rel_loss": rel.to_numpy(float),
-            "p_plateau": prob,
+            **probs,
             "hit_best": (rel <= tol).to_numpy(float),
         }
     )
