@@ -148,19 +148,30 @@ def render_card(post: StepLawPosterior, command: str, refit: BootstrapOLS | None
     return "\n".join(sections)
 
 
-def evaluation_sections(evaluation: dict) -> list[str]:
-    """The held-out evaluation tables recorded in a posterior's metadata (``evaluation``:
-    ``{"title": str, "text": str, "tables": {name: records}}``, written by ``evaluate``)."""
-    out = ["## Held-out evaluation", "", evaluation.get("text", ""), ""]
-    for name, records in evaluation.get("tables", {}).items():
-        frame = pd.DataFrame(records)
-        out += [f"### {name}", "", markdown_table(frame.set_index(frame.columns[0])), ""]
+def evaluation_sections(evaluation: dict | list[dict]) -> list[str]:
+    """The held-out evaluation tables recorded in a posterior's metadata (``evaluation``: one
+    or a list of ``{"title": str, "text": str, "tables": {name: records}}``, as
+    :meth:`bayes_steplaw.Evaluation.to_records` writes them)."""
+    out = []
+    for ev in [evaluation] if isinstance(evaluation, dict) else evaluation:
+        out += [f"## {ev.get('title', 'Held-out evaluation')}", "", ev.get("text", ""), ""]
+        for name, records in ev.get("tables", {}).items():
+            if not records:
+                continue
+            frame = pd.DataFrame(records)
+            out += [f"### {name}", "", markdown_table(frame.set_index(frame.columns[0])), ""]
     return out
 
 
 def card_command(name: str) -> str:
-    """The command that regenerates a shipped model and its card."""
-    return f"bayes-steplaw card {name} --refit"
+    """The commands that regenerate a shipped model and its card."""
+    splits = ("loso", "extrapolate")
+    evaluate = [
+        f"bayes-steplaw evaluate --split {s} --out {s}.csv --report {s}.md --records {s}.json"
+        for s in splits
+    ]
+    evaluations = " ".join(f"--evaluation {s}.json" for s in splits)
+    return "\n".join([*evaluate, f"bayes-steplaw card {name} --refit {evaluations}"])
 
 
 def write_card(post: StepLawPosterior, path: str | Path) -> Path:
@@ -173,14 +184,21 @@ def write_card(post: StepLawPosterior, path: str | Path) -> Path:
 
 
 def write_model(
-    name: str, out_dir: str | Path | None = None, *, refit: bool = False, **fit_kwargs
+    name: str,
+    out_dir: str | Path | None = None,
+    *,
+    refit: bool = False,
+    evaluations: list[dict] | None = None,
+    **fit_kwargs,
 ) -> StepLawPosterior:
     """Write ``NAME.md`` (and, with ``refit``, first fit and write ``NAME.nc``) in ``out_dir``.
 
     Without ``refit`` the card is rendered from the posterior already in ``out_dir`` (or the
     shipped one). With it, the model is fitted on the released dense + MoE data; for the
     landscape, the curvature variants are fitted too and ranked by PSIS-LOO, and the table is
-    kept in the posterior's metadata (``loo``) for the card.
+    kept in the posterior's metadata (``loo``) for the card. ``evaluations`` (records of
+    :meth:`bayes_steplaw.Evaluation.to_records`) replace the posterior's ``evaluation``
+    metadata, and the posterior is written again with them.
     """
     if out_dir is None:
         root = source_checkout()
@@ -212,5 +230,8 @@ def write_model(
         post.save(path)
     else:
         post = load(path if path.is_file() else resource_path("models", f"{name}.nc"))
+    if evaluations:
+        post.metadata["evaluation"] = list(evaluations)
+        post.save(path)
     write_card(post, out_dir / f"{name}.md")
     return post

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from .._validate import DEFAULT_TOL
-from ._common import _fail, app
+from ._common import _fail, app, check_output_path
 
 
 def _methods(values: list[str] | None) -> list[str] | None:
@@ -36,6 +37,13 @@ def evaluate_command(
     runs_out: Annotated[
         Path | None,
         typer.Option(help="Also write the per-run plateau probabilities (landscape) here."),
+    ] = None,
+    records: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write the summary tables as JSON records here (what `bayes-steplaw card "
+            "NAME --evaluation FILE` puts into a model card)."
+        ),
     ] = None,
     methods: Annotated[
         list[str] | None,
@@ -95,9 +103,10 @@ def evaluate_command(
             table = read_sweeps(sweeps, seq_len=seq_len)
         except (SweepValidationError, FileNotFoundError, ValueError) as exc:
             _fail(str(exc))
-    for path in (out, report, runs_out):
-        if path is not None and not path.parent.exists():
-            _fail(f"the folder of {path} does not exist")
+    for option, path in (("--out", out), ("--report", report), ("--runs-out", runs_out),
+                         ("--records", records)):  # fmt: skip
+        if path is not None:
+            check_output_path(path, option)  # before any work: the result must have a place
     try:
         result = evaluate(
             table,
@@ -122,6 +131,8 @@ def evaluate_command(
     result.to_csv(out)
     if report is not None:
         report.write_text(result.to_markdown() + "\n")
+    if records is not None:
+        records.write_text(json.dumps(result.to_records(), indent=1) + "\n")
     if runs_out is not None:
         if result.runs is None:
             typer.echo(f"no method gave plateau probabilities: {runs_out} not written", err=True)
@@ -133,5 +144,5 @@ def evaluate_command(
         return
     typer.echo(result.report())
     written = [f"{out} ({len(result.table)} rows)"]
-    written += [str(p) for p in (report, runs_out) if p is not None and p.exists()]
+    written += [str(p) for p in (report, runs_out, records) if p is not None and p.exists()]
     typer.echo("wrote " + ", ".join(written))

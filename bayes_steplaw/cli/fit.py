@@ -341,17 +341,36 @@ def card(
     out_dir: Annotated[
         Path | None, typer.Option(help="Folder of NAME.nc and NAME.md; default: models/.")
     ] = None,
+    evaluation: Annotated[
+        list[Path] | None,
+        typer.Option(
+            metavar="FILE",
+            help="Records of a held-out evaluation (`bayes-steplaw evaluate --records FILE`) "
+            "to keep in the posterior and show in the card; repeatable.",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
 ) -> None:
     """Write the model card NAME.md of a shipped model (with --refit, its posterior too)."""
+    import json
+
     from ..bayes.card import write_model
 
     if name not in ("optimum", "landscape"):
         _fail(f"NAME must be 'optimum' or 'landscape'; got {name!r}")
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         _fail(f"--out-dir {out_dir} is not a folder")
+    records = []
+    for path in evaluation or []:
+        check_input_file(path, "--evaluation")
+        try:
+            records.append(json.loads(path.read_text()))
+        except json.JSONDecodeError as exc:
+            _fail(f"--evaluation {path} is not JSON ({exc})")
+        if not (isinstance(records[-1], dict) and isinstance(records[-1].get("tables"), dict)):
+            _fail(f"--evaluation {path} holds no evaluation records (write it with --records)")
     show = not quiet and sys.stderr.isatty()
-    post = call(write_model, name, out_dir, refit=refit, progressbar=show)
+    post = call(write_model, name, out_dir, refit=refit, evaluations=records, progressbar=show)
     typer.echo(f"wrote the card of {post}")
     if not post.converged:
         raise typer.Exit(1)
