@@ -144,7 +144,7 @@ def escape_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _new_file_mode() -> int:
+def new_file_mode() -> int:
     """The permissions a newly created file gets here (0o666 less the umask)."""
     try:
         with open("/proc/self/status") as f:
@@ -199,7 +199,7 @@ def write_csv(
     try:
         mode = stat.S_IMODE(os.stat(target).st_mode)
     except FileNotFoundError:
-        mode = _new_file_mode()
+        mode = new_file_mode()
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
@@ -223,7 +223,7 @@ def write_json_records(frame: pd.DataFrame, path: str | os.PathLike, *, name: st
             frame.to_json(f, orient="records", indent=1, double_precision=15)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, _new_file_mode())
+        os.chmod(tmp, new_file_mode())
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -238,6 +238,7 @@ __all__ = [
     "display_path",
     "escape_formulas",
     "file_kind",
+    "new_file_mode",
     "write_csv",
     "write_json_records",
 ]

@@ -27,8 +27,10 @@ from .transfer import USER_PREFIX
 if TYPE_CHECKING:
     import pandas as pd
 
-DEFAULT_KIND = "centre"
-"""What :func:`predict`'s interval is about unless told (see ``StepLawPosterior.predict``)."""
+DEFAULT_KIND = None
+"""What :func:`predict`'s interval is about unless told: ``None``, the posterior's own
+``default_kind`` (``"sweep"``, the best run a grid sweep finds, for optimum posteriors that
+model it, as the shipped one does; ``"centre"`` otherwise; see ``StepLawPosterior.predict``)."""
 
 PosteriorLike = str | os.PathLike | Posterior | None
 
@@ -136,7 +138,7 @@ def predict(
     D: ArrayLike,
     *,
     group: str = "dense",
-    kind: str = DEFAULT_KIND,
+    kind: str | None = DEFAULT_KIND,
     seq_len: int = DEFAULT_SEQ_LEN,
     grid: tuple[float, float] | None = None,
     posterior: PosteriorLike = None,
@@ -152,10 +154,11 @@ def predict(
     group : str
         ``"dense"``, ``"moe"``, ``"moe/1in8"``, ... or ``"new"``; for a posterior pooled with
         the released data, your groups are ``"user:<name>"``.
-    kind : str
-        What the interval is about (default :data:`DEFAULT_KIND`): ``"sweep"``, the best run a
-        grid sweep around the optimum will find (optimum model); ``"centre"``, the optimum
-        (plateau centre) of a new setting; ``"law"``, the law itself.
+    kind : str, optional
+        What the interval is about: ``"sweep"``, the best run a grid sweep around the optimum
+        will find (optimum model); ``"centre"``, the optimum (plateau centre) of a new
+        setting; ``"law"``, the law itself. Default (:data:`DEFAULT_KIND`): the posterior's
+        ``default_kind``, ``"sweep"`` for the shipped one.
     seq_len : int
         Sequence length, to express the batch in sequences.
     grid : (float, float), optional

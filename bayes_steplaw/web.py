@@ -50,11 +50,19 @@ NEW_GROUP_LABEL = "new architecture"
 _COLORMAP_STOPS = 64
 
 
-def default_kind() -> str:
-    """The kind of interval ``predict`` (API and CLI) gives unless told."""
+def default_kind(post: StepLawPosterior | None = None) -> str:
+    """The kind of interval ``predict`` (API and CLI) gives unless told, for ``post`` (default
+    the shipped optimum posterior): :data:`bayes_steplaw.api.DEFAULT_KIND`, or when that is
+    None the posterior's own ``default_kind``."""
     from .api import DEFAULT_KIND
 
-    return DEFAULT_KIND
+    if DEFAULT_KIND is not None:
+        return DEFAULT_KIND
+    if post is None:
+        from .bayes.posterior import load_default
+
+        post = load_default("optimum")
+    return post.default_kind
 
 
 def exportable_kinds(post: StepLawPosterior, seed: int = 0) -> tuple[list[str], dict[str, str]]:
@@ -247,10 +255,10 @@ def planner_data(
         See the module docstring for the layout.
     """
     digits = check_count(digits, "digits", minimum=4)
-    kind = default_kind() if kind is None else kind
+    opt, land = planner_posteriors(optimum, landscape, n_draws=n_draws, seed=seed)
+    kind = default_kind(opt) if kind is None else kind
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {list(KINDS)}; got {kind!r}")
-    opt, land = planner_posteriors(optimum, landscape, n_draws=n_draws, seed=seed)
     kinds, unavailable = exportable_kinds(opt, seed)
     if kind not in kinds:
         raise ValueError(

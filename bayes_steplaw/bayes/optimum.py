@@ -56,6 +56,28 @@ class OptimumPosterior(StepLawPosterior):
                 if "mu_best_lr" in self.posterior
                 else "."
             ),
+            "",
+            *self._candidate_sections(),
+        ]
+
+    def _candidate_sections(self) -> list[str]:
+        """The table of candidate models tried (``metadata["candidates"]``), losers included."""
+        records = self.metadata.get("candidates")
+        if not records:
+            return []
+        import pandas as pd
+
+        from .._format import markdown_table
+
+        frame = pd.DataFrame(records)
+        return [
+            "## Candidates tried",
+            "",
+            "Every variant of the optimum model that was scored, with its leave-one-setting-out "
+            "numbers (relative loss of the grid run nearest to the choice, ‰; coverage of the "
+            "held-out best run by the intervals of the kind shown):",
+            "",
+            markdown_table(frame.set_index(frame.columns[0])),
         ]
 
 

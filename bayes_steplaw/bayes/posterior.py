@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
+from .._io import new_file_mode
 from .._resources import resource_path
 from .._validate import DEFAULT_PROB, check_prob
 from .hierarchy import Hierarchy
@@ -356,6 +357,8 @@ class Posterior:
                     tmp, group=name, mode="w" if i == 0 else "a", engine="h5netcdf",
                     encoding=encoding,
                 )  # fmt: skip
+            # mkstemp makes the file private (0600); give it the mode any new file would get
+            os.chmod(tmp, new_file_mode())
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)

@@ -182,8 +182,8 @@ def predict(
         str | None,
         typer.Option(
             help="What the interval is about: 'sweep' (the best run of a grid sweep), "
-            "'centre' (the optimum of a new setting) or 'law' (the law itself); default: "
-            "bayes_steplaw.api.DEFAULT_KIND."
+            "'centre' (the optimum of a new setting) or 'law' (the law itself); default: the "
+            "posterior's own (sweep for the shipped one)."
         ),
     ] = None,
     law: Annotated[bool, typer.Option("--law", help="Same as --kind law (old spelling).")] = False,
