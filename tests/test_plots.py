@@ -7,6 +7,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -214,3 +216,38 @@ def test_relative_loss_check(sweeps, landscape):
     assert "observed relative loss" in ax.get_ylabel() and "%" in ax.get_xlabel()
     n = sum(len(c[0].get_xdata()) for c in ax.containers)
     assert n == len(landscape.run_design(sweeps).runs)  # every fitted run, none dropped
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+@pytest.fixture(scope="module")
+def evaluation():
+    from bayes_steplaw.evaluate import Evaluation
+
+    data = Path(__file__).resolve().parents[1] / "docs" / "gallery" / "data"
+    return Evaluation.from_csv(data / "evaluation_loso.csv", runs=data / "evaluation_loso_runs.csv")
+
+
+def test_evaluation_figures(evaluation):
+    ax = plots.relative_loss_by_setting(evaluation, ["bayes", "ols"])
+    marker_lines = [line for line in ax.lines if line.get_linestyle() == "None"]
+    assert len(marker_lines) == 2
+    n_settings = evaluation.table["setting"].nunique()
+    assert all(len(line.get_xdata()) == n_settings for line in marker_lines)
+    # the y values are the table's relative losses in per mille
+    bayes = evaluation.table[evaluation.table["method"] == "bayes"]
+    np.testing.assert_allclose(
+        np.sort(marker_lines[0].get_ydata()), np.sort(bayes["rel_loss"] * 1e3)
+    )
+    fig = plots.coverage_against_nominal(evaluation, ["bayes"])
+    lr_axis = fig.axes[0]
+    (curve,) = [line for line in lr_axis.lines if line.get_label() == "bayes"]
+    np.testing.assert_allclose(
+        curve.get_ydata(), [bayes[f"lr_in_{m}"].mean() for m in (50, 80, 90)]
+    )
+    ax = plots.reliability_diagram(evaluation)
+    labels = [line.get_label() for line in ax.lines]
+    assert any("reference='sweep'" in label for label in labels)
+    with pytest.raises(ValueError, match="not in this evaluation"):
+        plots.relative_loss_by_setting(evaluation, ["nope"])

@@ -24,7 +24,7 @@ from .metrics import DEFAULT_BOOT, brier_score, mass_label, paired_bootstrap, re
 BASELINE = "bayes"
 """The method the paired differences are taken against: the package's default choice."""
 
-_EVENTS = {
+EVENTS = {
     "best": (
         "hit_best",
         "p_sweep",
@@ -273,7 +273,7 @@ class Evaluation:
         """Reliability table of the plateau probabilities against ``event`` (``"best"``:
         within tol of the sweep's best run; ``"star"``: within tol of L*;
         ``"best_by_optimum"``: the first event against the second's probability), per method."""
-        column, prob = _EVENTS[event][:2]
+        column, prob = EVENTS[event][:2]
         if self.runs is None or self.runs.empty or prob not in self.runs:
             return pd.DataFrame()
         parts = []
@@ -295,7 +295,7 @@ class Evaluation:
         rows = []
         for method in [m for m in self.methods if m in set(self.runs["method"])]:
             r = self.runs[self.runs["method"] == method]
-            for event, (column, prob, _) in _EVENTS.items():
+            for event, (column, prob, _) in EVENTS.items():
                 ok = r[column].notna()
                 hit = r.loc[ok, column].to_numpy()
                 if not hit.size or prob not in r:
@@ -346,7 +346,7 @@ class Evaluation:
         }
         if any(c.startswith("lr_opt_in_") for c in self.table):
             tables["Coverage of the true optimum (simulation)"] = self.coverage("truth")
-        for event, (_, _, words) in _EVENTS.items():
+        for event, (_, _, words) in EVENTS.items():
             tables[f"Plateau reliability: {words}"] = self.reliability(event)
         tables["Plateau Brier scores"] = self.brier()
         tables["Fits"] = self.fit_summary()
@@ -391,7 +391,7 @@ class Evaluation:
         if self.runs is not None and len(self.runs):
             parts.append(
                 "Plateau probabilities (run noise included) are scored against these events: "
-                + "; ".join(f"'{k}' = {w}" for k, (_, _, w) in _EVENTS.items())
+                + "; ".join(f"'{k}' = {w}" for k, (_, _, w) in EVENTS.items())
                 + "."
             )
         fits = self.fit_summary()

@@ -13,7 +13,9 @@ One module per family of figures, all drawn with the pieces of :mod:`.style`:
 - :mod:`.groups`: the groups -- :func:`group_offsets`, :func:`offset_contrast`;
 - :mod:`.landscape`: the (lr, batch) plane of one setting -- :func:`landscape_map`,
   :func:`plan`;
-- :mod:`.checks`: posterior checks -- :func:`setting_optima`, :func:`relative_loss_check`.
+- :mod:`.checks`: posterior checks -- :func:`setting_optima`, :func:`relative_loss_check`;
+- :mod:`.evaluation`: a held-out evaluation -- :func:`relative_loss_by_setting`,
+  :func:`coverage_against_nominal`, :func:`reliability_diagram`.
 
 Colours come from one colour-blind-safe palette, the Okabe-Ito set
 (:data:`~bayes_steplaw.plots.style.OKABE_ITO`); each kind of estimate keeps its colour across
@@ -41,6 +43,7 @@ Examples
 from __future__ import annotations
 
 from .checks import relative_loss_check, setting_optima
+from .evaluation import coverage_against_nominal, relative_loss_by_setting, reliability_diagram
 from .groups import group_offsets, offset_contrast
 from .landscape import landscape_map, plan
 from .laws import delta_posterior, exponent_pairs, interval_comparison, optimum_scaling
@@ -51,6 +54,7 @@ __all__ = [
     "OKABE_ITO",
     "PALETTE",
     "ROLE_COLORS",
+    "coverage_against_nominal",
     "delta_posterior",
     "exponent_pairs",
     "group_offsets",
@@ -60,7 +64,9 @@ __all__ = [
     "offset_contrast",
     "optimum_scaling",
     "plan",
+    "relative_loss_by_setting",
     "relative_loss_check",
+    "reliability_diagram",
     "setting_optima",
     "si",
 ]
