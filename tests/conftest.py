@@ -3,10 +3,18 @@ NUTS fit per model on sweeps simulated from a known truth (fitted once per sessi
 
 from __future__ import annotations
 
+import os
 import warnings
+from pathlib import Path
 
 import pandas as pd
 import pytest
+
+# the tests' compiled models and downloads go to a cache of the checkout's own, never the
+# user's (kept between local runs for speed; a clean clone starts empty)
+os.environ.setdefault(
+    "BAYES_STEPLAW_CACHE", str(Path(__file__).resolve().parents[1] / ".test-cache")
+)
 
 import bayes_steplaw as bsl
 

@@ -109,7 +109,7 @@ class Compiled:
 def compile_model(model, sampler: str | None = None, *, progressbar: bool = False) -> Compiled:
     """Compile a PyMC model's log density (and gradient) once for ``sampler``.
 
-    nutpie compiles with numba through :mod:`._compile_cache`, which keeps the compiled code
+    nutpie compiles with numba through :mod:`.compile_cache`, which keeps the compiled code
     on disk so that a later process with the same model structure skips the compilation.
     PyMC's own sampler compiles C code that PyTensor caches itself.
     """
@@ -124,7 +124,7 @@ def compile_model(model, sampler: str | None = None, *, progressbar: bool = Fals
 
 def _compile_nutpie(model):
     try:
-        from ._compile_cache import compile_nutpie
+        from .compile_cache import compile_nutpie
     except ImportError:  # the cache is an optimisation: without it, compile as nutpie does
         import nutpie
 

@@ -126,7 +126,7 @@ def _fit_weighted(model, context: FoldContext):
 def _compile_cache_status() -> str:
     """How this process got its compiled model: "compiled", or the disk cache's verdict."""
     try:
-        from ..bayes._compile_cache import last_compile_info
+        from ..bayes.compile_cache import last_compile_info
     except ImportError:  # the disk cache is optional
         return "compiled"
     return str(last_compile_info().get("cache") or "compiled")
