@@ -92,6 +92,9 @@ def check_output_path(path: str | os.PathLike, name: str = "path") -> Path:
     """
     given = display_path(path)
     target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
+    folder = target.parent
+    if folder.exists() and not folder.is_dir():
+        raise OutputPathError(f"{name} {given!r}: {display_path(folder)!r} is not a folder")
     try:
         st = os.stat(target)
     except FileNotFoundError:
@@ -107,18 +110,16 @@ def check_output_path(path: str | os.PathLike, name: str = "path") -> Path:
             f"{name} {given!r} is {file_kind(st.st_mode)}, not a regular file; expected the "
             f"path of a file to write"
         )
-    folder = target.parent
     if not folder.exists():
         raise OutputPathError(
             f"{name} {given!r}: the folder {display_path(folder)!r} does not exist; create it first"
         )
-    if not folder.is_dir():
-        raise OutputPathError(f"{name} {given!r}: {display_path(folder)!r} is not a folder")
     try:
         fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:
         raise OutputPathError(
-            f"{name} {given!r}: cannot create a file in {display_path(folder)!r} ({exc.strerror})"
+            f"{name} {given!r}: cannot write in {display_path(folder)} (cannot create a file "
+            f"in {display_path(folder)!r}: {exc.strerror})"
         ) from None
     os.close(fd)
     os.unlink(probe)
