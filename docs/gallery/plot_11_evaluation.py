@@ -15,9 +15,8 @@ from pathlib import Path
 from bayes_steplaw import plots
 from bayes_steplaw.evaluate import Evaluation
 
-here = (
-    Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-)  # sphinx-gallery runs from here
+# sphinx-gallery runs the script from its folder, without __file__
+here = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
 data = here / "data"
 result = Evaluation.from_csv(data / "evaluation_loso.csv", runs=data / "evaluation_loso_runs.csv")
 result.mean_relative_loss().round(3)
