@@ -44,6 +44,7 @@ def shipped_metadata() -> dict:
         ("[" * 100_000 + "]" * 100_000, "not valid JSON"),
         ({"model": "optimum"}, "version"),
     ],
+    ids=["a list", "nested 100,000 deep", "no version"],
 )
 def test_malformed_metadata_is_a_named_error(tmp_path, meta, field):
     path = with_metadata(tmp_path, meta)
