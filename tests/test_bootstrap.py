@@ -101,6 +101,7 @@ def test_upstream_line_for_the_papers_example(published, parameter_df):
     assert text.endswith(os.linesep + "\n")
 
 
+@pytest.mark.slow
 def test_upstream_line_equals_pandas_over_random_inputs(published, parameter_df):
     rng = np.random.default_rng(20250305)
     cases = [

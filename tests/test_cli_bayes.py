@@ -169,6 +169,7 @@ def test_wrong_kind_of_posterior_file_names_the_fit_that_makes_one():
         assert result.exit_code == 2 and "fit SWEEPS --model landscape" in result.output
 
 
+@pytest.mark.slow
 def test_loading_and_predicting_never_import_pymc():
     import subprocess
     import sys

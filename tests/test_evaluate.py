@@ -421,6 +421,7 @@ EXECUTOR_RUN = dict(split="loso", methods="ols,paper,steplaw", seed=2)
 COMPARED = ["method", "setting", "lr", "batch_tokens", "rel_loss", "lr_lower_90", "log_score"]
 
 
+@pytest.mark.slow
 def test_dask_cluster_gives_the_inline_answer(tiny):
     distributed = pytest.importorskip("dask.distributed")
     sweeps, _ = tiny

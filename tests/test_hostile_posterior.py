@@ -22,19 +22,20 @@ from bayes_steplaw.bayes.posterior import METADATA_ATTR
 from bayes_steplaw.cli import app
 
 SHIPPED = resource_path("models", "optimum.nc")
+SMALL = Path(__file__).parent / "data" / "v0.1_optimum.nc"  # 140 KB, written by 0.1.0
 
 
 def with_metadata(tmp_path: Path, meta) -> Path:
-    """A copy of the shipped optimum posterior whose metadata attribute is ``meta`` (JSON)."""
+    """A copy of a small optimum posterior whose metadata attribute is ``meta`` (JSON)."""
     path = tmp_path / "bad.nc"
-    shutil.copy(SHIPPED, path)
+    shutil.copy(SMALL, path)
     with h5netcdf.File(path, "a") as f:
         f["posterior"].attrs[METADATA_ATTR] = meta if isinstance(meta, str) else json.dumps(meta)
     return path
 
 
 def shipped_metadata() -> dict:
-    return json.loads(json.dumps(bsl.load_default().metadata))
+    return json.loads(json.dumps(bsl.load(SMALL).metadata))
 
 
 @pytest.mark.parametrize(

@@ -109,6 +109,7 @@ def test_same_seed_same_posterior():
     np.testing.assert_array_equal(a.flat("alpha"), b.flat("alpha"))
 
 
+@pytest.mark.slow
 def test_bad_arguments():
     sweeps, _ = bsl.simulate_sweeps(SETTINGS, LAW, seed=7)
     with pytest.raises(ValueError, match="sampler must be one of"):

@@ -211,6 +211,7 @@ def test_landscape_overlays(sweeps, post, published, landscape):
     assert panel.lines[2].get_ydata()[0] == pytest.approx(4194304)
 
 
+@pytest.mark.slow
 def test_relative_loss_check(sweeps, landscape):
     ax = plots.relative_loss_check(landscape, sweeps)
     assert "observed relative loss" in ax.get_ylabel() and "%" in ax.get_xlabel()

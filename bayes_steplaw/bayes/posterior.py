@@ -12,11 +12,14 @@ registers itself, so this module never imports a model.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import tempfile
+import threading
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -382,9 +385,7 @@ class Posterior:
             raise PosteriorFileError(f"posterior file {path} is a directory, not a netCDF file")
         if not path.is_file():
             raise PosteriorFileError(f"posterior file {path} does not exist")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # h5py's notices on a damaged file
-            groups, meta = _read(path)
+        groups, meta = _read_cached(path)
         kind = meta["model"]
         found = _KINDS[kind]
         if not issubclass(found, cls):
@@ -395,10 +396,75 @@ class Posterior:
         return found(groups, meta)
 
 
+_READ_CACHE: OrderedDict[tuple, tuple[dict, str]] = OrderedDict()
+_READ_CACHE_SIZE = 4
+_READ_LOCK = threading.Lock()
+
+
+def _read_cached(path: Path) -> tuple[dict[str, xr.Dataset], dict]:
+    """:func:`_read`, remembered for the same file content (its path and a hash of its bytes).
+
+    Reading and decompressing a posterior is most of the cost of a CLI call or of a test that
+    loads the shipped models, while hashing its bytes costs a hundredth of that; an edited
+    file (even within one clock tick, at the same size) is a new entry. The draws are never
+    modified in place, so the datasets are shared; every caller gets its own metadata.
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    key = (str(path.resolve()), digest.hexdigest())
+    with _READ_LOCK:
+        hit = _READ_CACHE.get(key)
+        if hit is not None:
+            _READ_CACHE.move_to_end(key)
+    if hit is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # h5py's notices on a damaged file
+            groups, meta = _read(path)
+        hit = (groups, json.dumps(meta))
+        with _READ_LOCK:
+            _READ_CACHE[key] = hit
+            while len(_READ_CACHE) > _READ_CACHE_SIZE:
+                _READ_CACHE.popitem(last=False)
+    groups, meta_text = hit
+    return dict(groups), json.loads(meta_text)
+
+
+def _read_metadata(path: Path) -> dict:
+    """The file's metadata, checked, read from its header alone (before any variable)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            if "posterior" not in f:
+                raise PosteriorFileError(f"{path} has no posterior group: not ours")
+            raw = f["posterior"].attrs.get(METADATA_ATTR)
+    except PosteriorFileError:
+        raise
+    except Exception as exc:  # h5py raises many types for a damaged file
+        raise PosteriorFileError(
+            f"{path} is not a readable bayes-steplaw posterior (netCDF) file: {exc}"
+        ) from exc
+    if raw is None:
+        raise PosteriorFileError(f"{path} has no {METADATA_ATTR} attribute: not ours")
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    if not isinstance(raw, str) or len(raw) > MAX_METADATA_BYTES:
+        raise PosteriorFileError(f"{path}: its metadata is not a JSON text of sane size")
+    try:
+        meta = json.loads(raw)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise PosteriorFileError(f"{path}: its metadata is not valid JSON ({exc})") from exc
+    _check_kind(path, meta)
+    return check_metadata(meta, str(path), _KINDS[meta["model"]].metadata_fields)
+
+
 def _read(path: Path) -> tuple[dict[str, xr.Dataset], dict]:
-    """Open lazily, check metadata and sizes, then load the data."""
+    """Check the metadata, open lazily, check the sizes, then load the data."""
     import xarray as xr
 
+    meta = _read_metadata(path)
     datasets = {}
     try:
         for name in ("posterior", "sample_stats"):
@@ -414,19 +480,6 @@ def _read(path: Path) -> tuple[dict[str, xr.Dataset], dict]:
             f"{path} is not a readable bayes-steplaw posterior (netCDF) file: {exc}"
         ) from exc
     try:
-        post = datasets["posterior"]
-        raw = post.attrs.get(METADATA_ATTR)
-        if raw is None:
-            raise PosteriorFileError(f"{path} has no {METADATA_ATTR} attribute: not ours")
-        if not isinstance(raw, str) or len(raw) > MAX_METADATA_BYTES:
-            raise PosteriorFileError(f"{path}: its metadata is not a JSON text of sane size")
-        try:
-            meta = json.loads(raw)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            raise PosteriorFileError(f"{path}: its metadata is not valid JSON ({exc})") from exc
-        kind = meta.get("model") if isinstance(meta, dict) else None
-        _check_kind(path, meta)
-        check_metadata(meta, str(path), _KINDS[kind].metadata_fields)
         _check_sizes(path, datasets)
         groups = {}
         for name, ds in datasets.items():
