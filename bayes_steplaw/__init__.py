@@ -8,16 +8,26 @@ from __future__ import annotations
 __version__ = "0.2.0"
 
 from ._validate import DEFAULT_PROB, DEFAULT_SEQ_LEN, DEFAULT_TOL
-from .api import DEFAULT_KIND, fit, plateau_probability, predict, recommend
+from .api import (
+    DEFAULT_KIND,
+    best_loss,
+    fit,
+    plateau_probability,
+    predict,
+    predict_loss,
+    recommend,
+)
 from .bayes.answers import ExcessLoss, PlateauRegion, Recommendation
 from .bayes.compare import compare_curvatures
 from .bayes.hierarchy import Hierarchy
 from .bayes.landscape import LandscapeModel, LandscapePosterior
 from .bayes.law import Prediction, StepLawPosterior
+from .bayes.loss import LossModel, LossPosterior
 from .bayes.model import Model
 from .bayes.optimum import OptimumModel, OptimumPosterior
 from .bayes.posterior import Posterior, PosteriorFileError, load, load_default
 from .bayes.sampling import ConvergenceError, ConvergenceWarning
+from .bayes.surface import BestLoss, LossPrediction
 from .bootstrap import BootstrapOLS, DegenerateResampleWarning, reproduction_table
 from .datasets.registry import DataError
 from .datasets.simulate import Bowl, TrueLaw, simulate_sweeps
@@ -41,6 +51,7 @@ __all__ = [
     "DEFAULT_SEQ_LEN",
     "DEFAULT_TOL",
     "USER_PREFIX",
+    "BestLoss",
     "BootstrapOLS",
     "Bowl",
     "ConvergenceError",
@@ -53,6 +64,9 @@ __all__ = [
     "LandscapeModel",
     "LandscapePosterior",
     "LogProblemsError",
+    "LossModel",
+    "LossPosterior",
+    "LossPrediction",
     "MethodPrediction",
     "Model",
     "OptimumModel",
@@ -69,6 +83,7 @@ __all__ = [
     "TrueLaw",
     "UnidentifiableSweepError",
     "__version__",
+    "best_loss",
     "collect_logs",
     "compare_curvatures",
     "evaluate",
@@ -82,6 +97,7 @@ __all__ = [
     "plateau_probability",
     "pool_with_released",
     "predict",
+    "predict_loss",
     "quick_check",
     "read_loss_curve",
     "read_sweeps",

@@ -1,4 +1,4 @@
-"""The top-level workflows: predict, plateau probability, recommend and fit, in one call each.
+"""The top-level workflows: predict, plateau probability, recommend, the loss of a run and fit.
 
 ``bayes_steplaw.predict(7e9, 1.4e12)`` answers from the posterior that ships with the package,
 loaded on first use and kept for the process; ``posterior=`` takes a path (from ``fit``) or a
@@ -21,7 +21,9 @@ from .bayes.answers import Recommendation
 from .bayes.design import DEFAULT_GROUPS
 from .bayes.landscape import LandscapePosterior
 from .bayes.law import Prediction, StepLawPosterior
+from .bayes.loss import LossPosterior
 from .bayes.posterior import Posterior
+from .bayes.surface import BestLoss, LossPrediction
 from .transfer import USER_PREFIX
 
 if TYPE_CHECKING:
@@ -76,6 +78,9 @@ def _from_file(path: str | os.PathLike, cls: type[Posterior]) -> Posterior:
     return cached
 
 
+_NEEDS: dict[str, type[Posterior]] = {"landscape": LandscapePosterior, "loss": LossPosterior}
+
+
 def resolve_posterior(posterior: PosteriorLike, need: str) -> StepLawPosterior:
     """The posterior a workflow answers from.
 
@@ -84,9 +89,10 @@ def resolve_posterior(posterior: PosteriorLike, need: str) -> StepLawPosterior:
     posterior : path, Posterior or None
         None: the shipped one (``"optimum"`` for ``need="law"``); a path: that file; a loaded
         posterior: itself.
-    need : {"law", "landscape"}
-        ``"law"``: any Step-Law posterior (both models predict the optimum); ``"landscape"``:
-        a landscape posterior (plateau probabilities, recommendations, planned sweeps).
+    need : {"law", "landscape", "loss"}
+        ``"law"``: any Step-Law posterior (every model predicts the optimum); ``"landscape"``:
+        a landscape posterior (plateau probabilities, recommendations, planned sweeps);
+        ``"loss"``: a loss posterior (the loss of a run, the best loss, divergence).
 
     Raises
     ------
@@ -96,15 +102,15 @@ def resolve_posterior(posterior: PosteriorLike, need: str) -> StepLawPosterior:
     TypeError
         A loaded posterior of the wrong kind.
     """
-    cls = LandscapePosterior if need == "landscape" else StepLawPosterior
+    cls = _NEEDS.get(need, StepLawPosterior)
     if posterior is None:
-        return shipped("landscape" if need == "landscape" else "optimum")
+        posterior = shipped(need if need in _NEEDS else "optimum")
     if isinstance(posterior, Posterior):
         if not isinstance(posterior, cls):
             raise TypeError(
-                f"this needs a landscape posterior; got a {type(posterior).__name__}. Fit one "
-                f"with bayes_steplaw.fit(sweeps, model='landscape') or `bayes-steplaw fit SWEEPS "
-                f"--model landscape`"
+                f"this needs a {need} posterior; got a {type(posterior).__name__}. Fit one "
+                f"with bayes_steplaw.fit(sweeps, model={need!r}) or `bayes-steplaw fit SWEEPS "
+                f"--model {need}`"
             )
         return posterior
     if isinstance(posterior, (str, os.PathLike)):
@@ -277,6 +283,90 @@ def recommend(
     )  # fmt: skip
 
 
+def predict_loss(
+    N: ArrayLike,
+    D: ArrayLike,
+    lr: ArrayLike,
+    batch_tokens: ArrayLike,
+    *,
+    group: str = "dense",
+    kind: str = "run",
+    posterior: PosteriorLike = None,
+    seed: int = 0,
+    allow_unconverged: bool = False,
+) -> LossPrediction:
+    """The final loss a run at (lr, batch) will report at (N, D), and its odds of diverging.
+
+    Parameters
+    ----------
+    N, D, lr, batch_tokens : float or array-like
+        Setting and run (peak learning rate, batch size in tokens); all four broadcast.
+    group : str
+        Group name, as in :func:`predict`.
+    kind : {"run", "mean"}
+        ``"run"``: the smoothed final loss the run will report, run noise included, given
+        that it does not diverge; ``"mean"``: its expected value.
+    posterior : path or LossPosterior, optional
+        Default: the shipped loss posterior (``models/loss.nc``, loaded once).
+    seed : int
+        Seed of the new setting's scatter and of the run-noise draws.
+    allow_unconverged : bool
+        Answer from a posterior that failed its convergence gate.
+
+    Returns
+    -------
+    LossPrediction
+        ``median()``, ``interval(prob)``, ``p_diverge()``, ``to_dataframe(prob)``,
+        ``describe(prob)``.
+
+    Examples
+    --------
+    >>> import bayes_steplaw as bsl
+    >>> bsl.predict_loss(1e9, 2e10, 2e-3, 2**20).to_dataframe()  # doctest: +SKIP
+    """
+    post = resolve_posterior(posterior, "loss")
+    return post.predict_loss(
+        N, D, lr, batch_tokens, group=check_group(post, group), kind=kind, seed=seed,
+        allow_unconverged=allow_unconverged,
+    )  # fmt: skip
+
+
+def best_loss(
+    N: ArrayLike,
+    D: ArrayLike,
+    *,
+    group: str = "dense",
+    kind: str = "best",
+    posterior: PosteriorLike = None,
+    seed: int = 0,
+    allow_unconverged: bool = False,
+) -> BestLoss:
+    """The best loss L*(N, D): the bottom of a setting's loss surface.
+
+    Parameters
+    ----------
+    N, D : float or array-like
+        Settings; broadcast together.
+    group : str
+        Group name, as in :func:`predict`.
+    kind : {"best", "law"}
+        ``"best"``: L* of a new setting (its scatter around the law included); ``"law"``:
+        the law's own uncertainty.
+    posterior, seed, allow_unconverged
+        As in :func:`predict_loss`.
+
+    Returns
+    -------
+    BestLoss
+        ``median()``, ``interval(prob)``, ``to_dataframe(prob)``, ``describe(prob)``.
+    """
+    post = resolve_posterior(posterior, "loss")
+    return post.best_loss(
+        N, D, group=check_group(post, group), kind=kind, seed=seed,
+        allow_unconverged=allow_unconverged,
+    )  # fmt: skip
+
+
 def fit(
     sweeps: pd.DataFrame | str | os.PathLike,
     model: str = "optimum",
@@ -296,7 +386,7 @@ def fit(
     sweeps : DataFrame or path
         Your sweep table (a CSV path is read with :func:`bayes_steplaw.read_sweeps`, mapping
         ``columns``).
-    model : {"optimum", "landscape"}
+    model : {"optimum", "landscape", "loss"}
         As in :func:`bayes_steplaw.bayes.model.fit`.
     groups : sequence of str, optional
         Your group columns, outermost first; default ``("family", "variant")``.

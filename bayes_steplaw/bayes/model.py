@@ -25,7 +25,7 @@ _MODELS: dict[str, type[Model]] = {}
 
 
 def model_class(kind: str) -> type[Model]:
-    """The model class registered for a kind (``"optimum"``, ``"landscape"``)."""
+    """The model class registered for a kind (``"optimum"``, ``"landscape"``, ``"loss"``)."""
     if kind not in _MODELS:
         raise ValueError(f"model must be one of {list(_MODELS)}; got {kind!r}")
     return _MODELS[kind]
@@ -243,10 +243,12 @@ def fit(
     ----------
     sweeps : DataFrame
         A sweep table in the package schema (:func:`load_sweeps` or :func:`read_sweeps`).
-    model : {"optimum", "landscape"}
+    model : {"optimum", "landscape", "loss"}
         ``"optimum"`` regresses the near-optimal runs' (lr, batch) on (N, D)
         (:class:`~bayes_steplaw.bayes.optimum.OptimumModel`); ``"landscape"`` models the loss
-        bowl around each optimum (:class:`~bayes_steplaw.bayes.landscape.LandscapeModel`).
+        bowl around each optimum (:class:`~bayes_steplaw.bayes.landscape.LandscapeModel`);
+        ``"loss"`` the loss of every run over the whole grid, divergence included
+        (:class:`~bayes_steplaw.bayes.loss.LossModel`).
     groups : sequence of str
         Group columns, outermost first; nested or crossed is read off the data.
     batch_depends_on_N : bool

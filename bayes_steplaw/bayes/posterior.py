@@ -202,6 +202,15 @@ class Posterior:
 
     # ------------------------------------------------------------------ basics
 
+    def thin(self, step: int) -> Posterior:
+        """The same posterior keeping every ``step``-th draw of each chain (its convergence
+        diagnostics stay those of the full chains; ``metadata["thinned"]`` records ``step``)."""
+        if isinstance(step, bool) or not isinstance(step, int) or step < 1:
+            raise ValueError(f"step must be a positive integer; got {step!r}")
+        groups = {k: ds.isel(draw=slice(None, None, step)) for k, ds in self.groups.items()}
+        thinned = self.metadata.get("thinned", 1) * step
+        return type(self)(groups, {**self.metadata, "thinned": thinned})
+
     @property
     def posterior(self) -> xr.Dataset:
         """The ``posterior`` group (dims ``chain``, ``draw`` and the parameter dims)."""
@@ -539,7 +548,7 @@ def load_default(model: str = "optimum") -> Posterior:
 
     Parameters
     ----------
-    model : {"optimum", "landscape"}
+    model : {"optimum", "landscape", "loss"}
     """
     path = resource_path("models", f"{model}.nc")
     if not path.is_file():

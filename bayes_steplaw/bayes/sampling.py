@@ -44,6 +44,16 @@ def import_arviz():
     return az
 
 
+def psis_loo(posterior, log_lik):
+    """PSIS-LOO (ArviZ ``ELPDData``, pointwise) of a posterior dataset and its pointwise
+    log-likelihood, an array (chain, draw, run)."""
+    import xarray as xr
+
+    az = import_arviz()
+    ll = xr.Dataset({"loss": (("chain", "draw", "run"), log_lik)})
+    return az.loo(az.InferenceData(posterior=posterior, log_likelihood=ll), pointwise=True)
+
+
 def default_sampler() -> str:
     """``"nutpie"`` when installed, else ``"pymc"``."""
     return "nutpie" if find_spec("nutpie") is not None else "pymc"

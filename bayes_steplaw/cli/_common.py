@@ -122,6 +122,59 @@ PosteriorOpt = Annotated[
 ]
 
 
+LossPosteriorOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--loss-posterior",
+        metavar="FILE",
+        help="Loss posterior for the predicted loss lines; default: the shipped one.",
+    ),
+]
+
+MAX_POINTS = 1_000_000
+"""Most points (settings or runs) one call answers, from a grid file or lists of values."""
+
+
+def split_values(text: str, name: str) -> list[float]:
+    """One quantity, or several separated by commas (``1B,7B``), or a one-line error."""
+    try:
+        return [parse_quantity(p, name) for p in str(text).split(",")]
+    except typer.BadParameter as exc:
+        _fail(str(exc))
+
+
+def read_grid(path: Path, columns: tuple[str, ...], options: dict[str, str] | None = None):
+    """The quantity columns of a grid CSV (one point per row) and its ``group`` column (or
+    None), or a one-line error naming the row, line and column. ``options`` names the CLI
+    option a column stands for, in messages about its values."""
+    import numpy as np
+    import pandas as pd
+
+    check_input_file(path, "grid file")
+    try:
+        frame = pd.read_csv(path, dtype=str, nrows=MAX_POINTS + 1)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        _fail(f"grid file {path} is not a readable CSV table: {exc}")
+    if len(frame) > MAX_POINTS:
+        _fail(f"grid file {path} has more than {MAX_POINTS} rows; split it (--grid)")
+    missing = [c for c in columns if c not in frame]
+    if missing:
+        _fail(f"grid file {path} lacks column(s) {missing}; it has {list(frame.columns)}")
+    if frame.empty:
+        _fail(f"grid file {path} has a header but no rows")
+    values = []
+    for col in columns:
+        out = np.empty(len(frame))
+        for i, text in enumerate(frame[col]):
+            try:
+                out[i] = parse_quantity(text, (options or {}).get(col, col))
+            except typer.BadParameter as exc:
+                _fail(f"grid file {path}, row {i} (line {i + 2}), column {col}: {exc}")
+        values.append(out)
+    group = frame["group"].fillna("").to_numpy(str) if "group" in frame else None
+    return values, group
+
+
 def load_posterior(path: str | None, kind: str):
     """The posterior in ``path`` (or the shipped one), or a one-line error.
 

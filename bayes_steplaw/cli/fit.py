@@ -178,7 +178,7 @@ def fit_command(
             "offsets from your runs; your groups become user:<name>.",
         ),
     ] = False,
-    model: Annotated[str, typer.Option(help="'optimum' or 'landscape'.")] = "optimum",
+    model: Annotated[str, typer.Option(help="'optimum', 'landscape' or 'loss'.")] = "optimum",
     threshold: Annotated[
         float, typer.Option(help="Optimum model: plateau filter (relative loss).")
     ] = DEFAULT_TOL,
@@ -220,8 +220,8 @@ def fit_command(
     from ..transfer import UnidentifiableSweepError
 
     check_output_path(out, "--out")
-    if model not in ("optimum", "landscape"):
-        _fail(f"--model must be 'optimum' or 'landscape'; got {model!r}")
+    if model not in ("optimum", "landscape", "loss"):
+        _fail(f"--model must be 'optimum', 'landscape' or 'loss'; got {model!r}")
     show = not quiet and sys.stderr.isatty()
     mapping = _column_mapping(column)
     with phase(f"reading {sweeps}", show), warnings.catch_warnings(record=True) as caught:
@@ -234,10 +234,12 @@ def fit_command(
     n_settings = table["setting"].nunique() + (33 if with_released else 0)
     check_memory(_fit_memory(n_settings, len(table), chains, draws), "--draws or --chains",
                  f"{chains} chain(s) x {draws} draws")  # fmt: skip
+    if model != "landscape" and (curvature is not None or window is not None):
+        _fail("--curvature and --window are options of --model landscape")
     if model == "optimum":
-        if curvature is not None or window is not None:
-            _fail("--curvature and --window are options of --model landscape")
         kwargs = {"threshold": threshold}
+    elif model == "loss":
+        kwargs = {}
     else:
         kwargs = {"curvature": curvature, "window": window}
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
@@ -331,7 +333,7 @@ def compare(
 
 @app.command()
 def card(
-    name: Annotated[str, typer.Argument(help="Shipped model: optimum or landscape.")],
+    name: Annotated[str, typer.Argument(help="Shipped model: optimum, landscape or loss.")],
     refit: Annotated[
         bool,
         typer.Option(
@@ -356,8 +358,8 @@ def card(
 
     from ..bayes.card import write_model
 
-    if name not in ("optimum", "landscape"):
-        _fail(f"NAME must be 'optimum' or 'landscape'; got {name!r}")
+    if name not in ("optimum", "landscape", "loss"):
+        _fail(f"NAME must be 'optimum', 'landscape' or 'loss'; got {name!r}")
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         _fail(f"--out-dir {out_dir} is not a folder")
     records = []

@@ -12,6 +12,8 @@ import typer
 
 from .._validate import DEFAULT_TOL
 from ._common import (
+    MAX_POINTS,
+    LossPosteriorOpt,
     ParamsArg,
     PosteriorOpt,
     TokensArg,
@@ -21,59 +23,18 @@ from ._common import (
     _quantities,
     app,
     call,
-    check_input_file,
     check_memory,
     check_output_path,
     extrapolation_notes,
     load_posterior,
-    parse_quantity,
     quantity,
+    read_grid,
+    split_values,
     write_table,
 )
-
-MAX_POINTS = 1_000_000
-"""Most (N, D) points one `predict` answers (a grid file or lists of values)."""
+from .loss import loss_summary
 
 # --------------------------------------------------------------------------- predict
-
-
-def _values(text: str, name: str) -> list[float]:
-    """One value, or several separated by commas (``1B,7B``)."""
-    parts = [p for p in str(text).split(",")]
-    try:
-        return [parse_quantity(p, name) for p in parts]
-    except typer.BadParameter as exc:
-        _fail(str(exc))
-
-
-def _grid_file(path: Path):
-    """(N, D, group or None) arrays of a grid CSV with columns N and D (and optional group)."""
-    import numpy as np
-    import pandas as pd
-
-    check_input_file(path, "grid file")
-    try:
-        frame = pd.read_csv(path, dtype=str, nrows=MAX_POINTS + 1)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        _fail(f"grid file {path} is not a readable CSV table: {exc}")
-    if len(frame) > MAX_POINTS:
-        _fail(f"grid file {path} has more than {MAX_POINTS} rows; split it (--grid)")
-    missing = [c for c in ("N", "D") if c not in frame]
-    if missing:
-        _fail(f"grid file {path} lacks column(s) {missing}; it has {list(frame.columns)}")
-    if frame.empty:
-        _fail(f"grid file {path} has a header but no rows")
-    values = {}
-    for col in ("N", "D"):
-        out = np.empty(len(frame))
-        for i, text in enumerate(frame[col]):
-            try:
-                out[i] = parse_quantity(text, col)
-            except typer.BadParameter as exc:
-                _fail(f"grid file {path}, row {i} (line {i + 2}), column {col}: {exc}")
-        values[col] = out
-    group = frame["group"].fillna("").to_numpy(str) if "group" in frame else None
-    return values["N"], values["D"], group
 
 
 def _points(n: str | None, d: str | None, grid: Path | None):
@@ -83,11 +44,11 @@ def _points(n: str | None, d: str | None, grid: Path | None):
     if grid is not None:
         if n is not None or d is not None:
             _fail("give N and D or --grid FILE, not both")
-        N, D, group = _grid_file(grid)
+        (N, D), group = read_grid(grid, ("N", "D"))
         return N, D, group, True
     if n is None or d is None:
         _fail("give N and D (e.g. 7e9 1.4e12), lists of them (1B,7B 100B,1.4T) or --grid FILE")
-    ns, ds = _values(n, "N"), _values(d, "D")
+    ns, ds = split_values(n, "N"), split_values(d, "D")
     if len(ns) * len(ds) > MAX_POINTS:
         _fail(f"{len(ns)} N x {len(ds)} D values exceed {MAX_POINTS} points")
     N, D = (a.ravel() for a in np.meshgrid(ns, ds, indexing="ij"))
@@ -280,10 +241,14 @@ def plateau(
         bool, typer.Option("--predictive", help="Include run-to-run loss noise.")
     ] = False,
     posterior: PosteriorOpt = None,
+    loss_posterior: LossPosteriorOpt = None,
     allow_unconverged: UnconvergedOpt = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Probability that a run at (lr, batch) finishes within TOL of the setting's best loss."""
+    """Probability that a run at (lr, batch) finishes within TOL of the setting's best loss.
+
+    Also prints the loss the run will report and what its batch costs in loss (loss model).
+    """
     from ..api import plateau_probability, recommend
 
     N, D = _quantities(n, d)
@@ -300,6 +265,7 @@ def plateau(
     )
     notes = extrapolation_notes(post, N, D)
     what = "including run noise" if predictive else "expected loss; run noise excluded"
+    loss_lines, loss_record = loss_summary(N, D, lr_value, bs_value, group, loss_posterior)
     if as_json:
         payload = {
             "N": N,
@@ -313,6 +279,7 @@ def plateau(
             "recommended_lr": float(rec.lr),
             "recommended_batch_tokens": float(rec.batch_tokens),
             "extrapolation": [note.removeprefix("note: ") for note in notes],
+            **loss_record,
         }
         typer.echo(json.dumps(payload))
         return
@@ -323,6 +290,8 @@ def plateau(
         f"  (Bayes choice for this setting: lr {rec.lr:.3e}, batch {rec.batch_tokens:.4g} "
         f"tokens, P = {rec.plateau_probability:.3f})"
     )
+    for line in loss_lines:
+        typer.echo(line)
     for note in notes:
         typer.echo(f"  {note}")
 
@@ -341,10 +310,14 @@ def recommend(
     group: Annotated[str, typer.Option(help="Group, e.g. dense, moe/1in8, new.")] = "dense",
     seq_len: Annotated[int, typer.Option(help="Sequence length in tokens.", min=1)] = 2048,
     posterior: PosteriorOpt = None,
+    loss_posterior: LossPosteriorOpt = None,
     allow_unconverged: UnconvergedOpt = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """The (lr, batch) of least expected relative loss; with --batch-tokens, the best lr."""
+    """The (lr, batch) of least expected relative loss; with --batch-tokens, the best lr.
+
+    Also prints the loss the recommended run will report and what its batch costs in loss.
+    """
     from ..api import recommend as api_recommend
 
     N, D = _quantities(n, d)
@@ -356,8 +329,12 @@ def recommend(
         posterior=post, allow_unconverged=allow_unconverged,
     )  # fmt: skip
     notes = extrapolation_notes(post, N, D)
+    loss_lines, loss_record = loss_summary(
+        N, D, float(rec.lr), float(rec.batch_tokens), group, loss_posterior
+    )
     if as_json:
         payload = rec.to_dict() | {"extrapolation": [x.removeprefix("note: ") for x in notes]}
+        payload |= loss_record
         typer.echo(json.dumps(payload))
         return
     typer.echo(f"N = {N:.4g} parameters, D = {D:.4g} tokens, group {group}")
@@ -373,6 +350,8 @@ def recommend(
         f"  (posterior median optimum: lr {rec.lr_median_optimum:.3e}, batch "
         f"{rec.batch_tokens_median_optimum:.4g} tokens; the choice minimises expected loss)"
     )
+    for line in loss_lines:
+        typer.echo(line)
     for note in notes:
         typer.echo(f"  {note}")
 

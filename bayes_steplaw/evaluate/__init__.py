@@ -7,7 +7,8 @@ scores the predictions (:mod:`.metrics`, :mod:`.scoring`); it returns an :class:
 (:mod:`.result`) with one tidy row per (split, fold, method, setting) and the summary tables.
 Methods follow one small protocol (:mod:`.methods`), so a user's own method is scored on the
 same folds as the built-in ones. Layers, each importing only those before it: splits,
-metrics, protocol, methods, scoring, result, runner.
+metrics, protocol, methods, scoring, result, runner. :mod:`.loss` scores the loss model's
+predictions of every run of a held-out setting against least-squares peers, on the same folds.
 """
 
 from .methods import (
