@@ -14,7 +14,7 @@ from bayes_steplaw.cli import app
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("name", ["optimum", "landscape"])
+@pytest.mark.parametrize("name", ["optimum", "landscape", "loss"])
 def test_card_command_renders_the_shipped_posterior(name, tmp_path, released):
     shutil.copy(resource_path("models", f"{name}.nc"), tmp_path / f"{name}.nc")
     result = runner.invoke(app, ["card", name, "--out-dir", str(tmp_path)])
@@ -26,7 +26,9 @@ def test_card_command_renders_the_shipped_posterior(name, tmp_path, released):
     for section in ("## Data", "## Exponents against the paper", "## Diagnostics", "## Regenerate"):
         assert section in text
     assert f"bayes-steplaw card {name} --refit" in text
-    own = "## Optimum model" if name == "optimum" else "## Landscape model"
+    own = {"optimum": "## Optimum model", "landscape": "## Landscape model"}.get(
+        name, "## Loss model"
+    )
     assert own in text
     # the posterior mean of alpha, as the card prints it (4 significant digits)
     alpha = post.flat("alpha").mean()
@@ -40,3 +42,22 @@ def test_card_command_renders_the_shipped_posterior(name, tmp_path, released):
 def test_card_command_refuses_unknown_models(tmp_path):
     result = runner.invoke(app, ["card", "chinchilla", "--out-dir", str(tmp_path)])
     assert result.exit_code == 2 and "optimum" in result.output
+
+
+def test_card_keeps_the_candidates_tried(tmp_path, released):
+    import json
+
+    shutil.copy(resource_path("models", "loss.nc"), tmp_path / "loss.nc")
+    tried = [{"candidate": "a quartic bowl", "loss_r2 median": 0.5, "verdict": "lost"}]
+    (tmp_path / "c.json").write_text(json.dumps(tried))
+    args = ["card", "loss", "--out-dir", str(tmp_path)]
+    result = runner.invoke(app, [*args, "--candidates", str(tmp_path / "c.json")])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "loss.md").read_text()
+    assert "## Candidates tried" in text and "a quartic bowl" in text
+    from bayes_steplaw import load
+
+    assert load(tmp_path / "loss.nc").metadata["candidates"] == tried
+    (tmp_path / "bad.json").write_text('{"candidate": "not a list"}')
+    result = runner.invoke(app, [*args, "--candidates", str(tmp_path / "bad.json")])
+    assert result.exit_code == 2 and "must hold a list of records" in result.output

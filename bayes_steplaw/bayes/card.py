@@ -196,6 +196,7 @@ def write_model(
     *,
     refit: bool = False,
     evaluations: list[dict] | None = None,
+    candidates: list[dict] | None = None,
     **fit_kwargs,
 ) -> StepLawPosterior:
     """Write ``NAME.md`` (and, with ``refit``, first fit and write ``NAME.nc``) in ``out_dir``.
@@ -205,7 +206,8 @@ def write_model(
     landscape, the curvature variants are fitted too and ranked by PSIS-LOO, and the table is
     kept in the posterior's metadata (``loo``) for the card. ``evaluations`` (records of
     :meth:`bayes_steplaw.Evaluation.to_records`) replace the posterior's ``evaluation``
-    metadata, and the posterior is written again with them.
+    metadata, ``candidates`` (one record per model variant tried, with its scores) its
+    ``candidates`` (kept across refits), and the posterior is written again with them.
     """
     if out_dir is None:
         root = source_checkout()
@@ -218,6 +220,10 @@ def write_model(
             # the best-loss law's floor mixes slowly: 4 x 1000 draws leave its tail ESS ~220
             fit_kwargs.setdefault("draws", 2000)
         post = fit(sweeps, model=name, **fit_kwargs)
+        if path.is_file():  # the table of candidates tried is evidence, not part of the fit
+            kept = load(path).metadata.get("candidates")
+            if kept:
+                post.metadata["candidates"] = kept
         if name == "loss":
             post = post.thin(2)  # the file and each prediction halve; ESS is not the limit
         post.metadata["package_version"] = __version__
@@ -242,8 +248,11 @@ def write_model(
         post.save(path)
     else:
         post = load(path if path.is_file() else resource_path("models", f"{name}.nc"))
-    if evaluations:
-        post.metadata["evaluation"] = list(evaluations)
+    if evaluations or candidates:
+        if evaluations:
+            post.metadata["evaluation"] = list(evaluations)
+        if candidates:
+            post.metadata["candidates"] = list(candidates)
         post.save(path)
     write_card(post, out_dir / f"{name}.md")
     return post

@@ -205,6 +205,10 @@ def law_optima(design: Design, batch_depends_on_N: bool, origin: list, box: list
     return tuple(out)
 
 
+_CARD_PARAMETERS = ("star_E", "star_a", "star_b", "star_c", "sigma_setting_star", "sigma_run",
+                    "sigma_run_q", "nu", "nu_far", "div_tau0", "div_width")  # fmt: skip
+
+
 class LossPosterior(StepLawPosterior):
     """Posterior of the loss model: the loss a run will report, its best loss, divergence.
 
@@ -462,7 +466,8 @@ class LossPosterior(StepLawPosterior):
 
     def card_sections(self) -> list[str]:
         """Model-card sections: equations, priors, the candidate table (``metadata
-        ["candidates"]``, written by the loss evaluation) when there is one."""
+        ["candidates"]``, from ``bayes-steplaw card loss --candidates FILE``) when there is
+        one."""
         m = self.metadata
         priors = "\n".join(
             f"- `{k}` ~ {spec[0]}({', '.join(map(format_param, spec[1:]))})"
@@ -474,13 +479,22 @@ class LossPosterior(StepLawPosterior):
             f"All {m['n_runs']} runs ({m.get('n_diverged', '?')} diverged: loss above "
             f"{m['diverged_ratio']:g}x their setting's lowest). Surface **{m['surface']}**, "
             f"best-loss law **{m['best_law']}** (see `bayes_steplaw.bayes.surface`)."
-            + (f" Every {m['thinned']}th draw kept." if m.get("thinned", 1) > 1 else ""),
+            + (
+                f" Thinned by {m['thinned']} for size (the diagnostics are those of the full "
+                "chains)."
+                if m.get("thinned", 1) > 1
+                else ""
+            ),
             "",
             "Priors:",
             "",
             priors,
             "",
         ]
+        names = [n for n in _CARD_PARAMETERS if n in self.posterior]
+        if names:
+            sections += ["Loss parameters (90% equal-tailed intervals):", "",
+                         markdown_table(self.summary(0.9).loc[names]), ""]  # fmt: skip
         if m.get("candidates"):
             table = pd.DataFrame(m["candidates"]).set_index("candidate")
             sections += ["## Candidates tried", "", markdown_table(table), ""]

@@ -351,6 +351,14 @@ def card(
             "to keep in the posterior and show in the card; repeatable.",
         ),
     ] = None,
+    candidates: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="JSON list of records, one per model variant tried with its scores, to keep "
+            "in the posterior (across refits) and show in the card.",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
 ) -> None:
     """Write the model card NAME.md of a shipped model (with --refit, its posterior too)."""
@@ -371,8 +379,18 @@ def card(
             _fail(f"--evaluation {path} is not JSON ({exc})")
         if not (isinstance(records[-1], dict) and isinstance(records[-1].get("tables"), dict)):
             _fail(f"--evaluation {path} holds no evaluation records (write it with --records)")
+    tried = None
+    if candidates is not None:
+        check_input_file(candidates, "--candidates")
+        try:
+            tried = json.loads(candidates.read_text())
+        except json.JSONDecodeError as exc:
+            _fail(f"--candidates {candidates} is not JSON ({exc})")
+        if not (isinstance(tried, list) and tried and all(isinstance(r, dict) for r in tried)):
+            _fail(f"--candidates {candidates} must hold a list of records (JSON objects)")
     show = not quiet and sys.stderr.isatty()
-    post = call(write_model, name, out_dir, refit=refit, evaluations=records, progressbar=show)
+    post = call(write_model, name, out_dir, refit=refit, evaluations=records, candidates=tried,
+                progressbar=show)  # fmt: skip
     typer.echo(f"wrote the card of {post}")
     if not post.converged:
         raise typer.Exit(1)

@@ -337,8 +337,10 @@ def fold_rows(
         base = {"split": fold.split, "fold": fold.name, "setting": setting,
                 "family": str(runs["family"].iloc[0]), "group": fold.groups[setting]}  # fmt: skip
         forecast = bayes_forecast(post, runs, fold.groups[setting], seed)
+        # a stuck chain shows in R-hat, not in the gate (small refits never reach ESS 400)
         rows.append(base | {"method": METHODS[0], **score_setting(runs, forecast),
-                            "converged": post.converged, "fit_seconds": seconds})  # fmt: skip
+                            "converged": post.converged, "fit_seconds": seconds,
+                            "max_r_hat": post.diagnostics.get("max_r_hat")})  # fmt: skip
         for peer in fitted:
             rows.append(base | {"method": peer.name, **score_setting(runs, peer.forecast(runs))})
     return pd.DataFrame(rows), post
@@ -437,7 +439,7 @@ def report(rows: pd.DataFrame) -> str:
     )
 
 
-def to_records(rows: pd.DataFrame, title: str | None = None) -> dict:
+def to_records(rows: pd.DataFrame, title: str | None = None, note: str = "") -> dict:
     """The summary and paired tables as evaluation records (``{"title", "text", "tables"}``,
     the form :func:`bayes_steplaw.bayes.card.evaluation_sections` renders in a model card)."""
     splits = ", ".join(sorted(rows["split"].unique()))
@@ -451,6 +453,7 @@ def to_records(rows: pd.DataFrame, title: str | None = None) -> dict:
         "their mean log predictive density, best_loss_err the predicted minus the observed "
         "best run of the sweep, brier_diverge over all runs. Loss-model refits: "
         f"{int(bayes['converged'].sum())} of {len(bayes)} passed the convergence gate."
+        + (f" {note}" if note else "")
     )
     summary = summary_tables(rows).round(4).reset_index()
     paired = paired_table(rows).round(4).reset_index()
