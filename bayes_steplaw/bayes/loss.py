@@ -107,7 +107,8 @@ def star_law(power: bool) -> dict:
 
 
 def star_offsets(design: Design):
-    """Per-setting sum of the group offsets ``r`` of the best loss, partially pooled as the
+    """Per-setting sum of the group offsets ``r`` of the best loss (None when no group has a
+    sibling), partially pooled as the
     law's offsets (:func:`bayes_steplaw.bayes.law.group_offsets`, centred) but with a
     population scale for losses (Gamma(2, 20)) instead of one for optima.
 
@@ -120,7 +121,7 @@ def star_offsets(design: Design):
     import pymc as pm
     import pytensor.tensor as pt
 
-    total = 0.0
+    total, free = 0.0, False
     for j, lev in enumerate(design.hierarchy.levels):
         sigma = pm.Gamma(f"sigma_star_{lev.column}", *LOSS_PRIORS["sigma_star_group"][1:])
         parents = np.asarray(lev.parents)
@@ -135,10 +136,12 @@ def star_offsets(design: Design):
                 label = lev.column if len(siblings) == 1 else f"{lev.column}_{k}"
                 # centred: each group's settings pin its offset of E down (see law_means)
                 pieces.append(pm.ZeroSumNormal(f"e_star_{label}", sigma, shape=len(members)))
+                free = True
         stacked = pt.concatenate(pieces)[np.argsort(order)]
         offset = pm.Deterministic(f"a_star_{lev.column}", stacked, dims=f"level_{lev.column}")
         total = total + pt.concatenate([offset, pt.zeros(1)])[design.setting_levels[:, j]]
-    return total
+    # None without a free offset: a constant 0 / f sends PyTensor's rewrites into minutes
+    return total if free else None
 
 
 def _linear(
@@ -591,7 +594,9 @@ class LossModel(Model):
             m_lr, m_bs = law_optima(design, self.batch_depends_on_N, origin, box, setting_weight)
             # ---- the best loss: law, group offsets on E, setting scatter
             law = star_law(self.best_law == "chinchilla-power")
-            law["E"] = law["E"] * pt.exp(star_offsets(design) / law.pop("floor"))
+            offsets, floor = star_offsets(design), law.pop("floor")
+            if offsets is not None:
+                law["E"] = law["E"] * pt.exp(offsets / floor)
             log_law = pt.log(best_loss(design.log_n, design.log_d, law, xp=pt))
             sigma_star = _prior("sigma_setting_star")
             # the sampler's coordinate z is flat; the observed minimum only sets its origin and
