@@ -55,7 +55,7 @@ plt.show()
 
 # %%
 # Loss against learning rate at four batch sizes, for a setting the fit did not see
-# --------------------------------------------------------------------------------
+# ---------------------------------------------------------------------------------
 # Lines: predictive median; bands: 90% interval of the reported loss, given that the run does
 # not diverge; dots: the sweep's runs; crosses at the top: runs that diverged. The dotted line
 # (right axis) is the predicted probability of divergence.
