@@ -12,22 +12,12 @@ Run: ``python benchmarks/bench_loss.py [LOSS_POSTERIOR.nc]`` (default: the shipp
 from __future__ import annotations
 
 import sys
-import time
 
 import numpy as np
+from bench_predict import best_of
 
 import bayes_steplaw as bsl
 from bayes_steplaw.bayes.loss import LossPosterior
-
-
-def best_of(func, repeat: int = 5) -> float:
-    """Best wall time of ``repeat`` calls, in seconds."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main(argv: list[str]) -> None:
@@ -43,11 +33,11 @@ def main(argv: list[str]) -> None:
     post.predict_loss(N[:10], D[:10], lr[:10], bs[:10], allow_unconverged=True)  # warm caches
     optimum.predict(N[:10], D[:10])
 
-    call = best_of(lambda: post.predict_loss(N, D, lr, bs, allow_unconverged=True))
+    call = best_of(lambda: post.predict_loss(N, D, lr, bs, allow_unconverged=True), repeat=5)
     table = best_of(
         lambda: post.predict_loss(N, D, lr, bs, allow_unconverged=True).to_dataframe(), repeat=2
     )
-    p_call = best_of(lambda: optimum.predict(N, D))
+    p_call = best_of(lambda: optimum.predict(N, D), repeat=5)
     p_table = best_of(lambda: optimum.predict(N, D).to_dataframe(), repeat=2)
     print(f"{n} settings:")
     print(f"  predict_loss  {call * 1e3:7.1f} ms (target < 100 ms); with the table "

@@ -69,7 +69,9 @@ _CHUNK = 512  # points per block when reducing (point x sample) draws
 # --------------------------------------------------------------------------- PyMC pieces
 
 
-def group_offsets(name: str, design: Design, centered: bool = False):
+def group_offsets(
+    name: str, design: Design, centered: bool = False, sigma_prior: tuple | None = None
+):
     """Sum of the level offsets of every setting for one law (``lr`` or ``bs``).
 
     The offsets of the levels under one parent are ``sigma * z`` with ``z`` a zero-sum normal
@@ -77,13 +79,14 @@ def group_offsets(name: str, design: Design, centered: bool = False):
     traded off against them. A level without siblings gets no offset: it is not identified
     apart from its parent. ``centered=True`` samples the zero-sum offsets with scale ``sigma``
     directly (for data that pin the offsets down, as in the landscape model).
+    ``sigma_prior``: the Gamma prior of the scales (default ``PRIORS["sigma_group"]``).
     """
     import pymc as pm
     import pytensor.tensor as pt
 
     total = 0.0
     for j, lev in enumerate(design.hierarchy.levels):
-        sigma = pm.Gamma(f"sigma_{name}_{lev.column}", *PRIORS["sigma_group"][1:])
+        sigma = pm.Gamma(f"sigma_{name}_{lev.column}", *(sigma_prior or PRIORS["sigma_group"])[1:])
         parents = np.asarray(lev.parents)
         pieces, order = [], []
         siblings = np.unique(parents)

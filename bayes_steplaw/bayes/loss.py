@@ -108,9 +108,8 @@ def star_law(power: bool) -> dict:
 
 def star_offsets(design: Design):
     """Per-setting sum of the group offsets ``r`` of the best loss (None when no group has a
-    sibling), partially pooled as the
-    law's offsets (:func:`bayes_steplaw.bayes.law.group_offsets`, centred) but with a
-    population scale for losses (Gamma(2, 20)) instead of one for optima.
+    sibling): :func:`bayes_steplaw.bayes.law.group_offsets`, centred, with a population scale
+    for losses (Gamma(2, 20)) instead of one for optima.
 
     A group has its own floor with the shared exponents, ``E_g = E·exp(r_g / f)`` (``f`` the
     floor's share of L* at the data's centre), which extrapolates the MoE variants' loss in D
@@ -118,28 +117,11 @@ def star_offsets(design: Design):
     per-family centres of ln N). ``r_g`` is, to first order, the group's offset of ln L* at
     the centre: what the runs pin down. With the offset on ln E itself the sampler met a
     ridge (ln E offset x f constant; R-hat 1.05, bulk ESS 122 in 4 x 1000 draws)."""
-    import pymc as pm
-    import pytensor.tensor as pt
-
-    total, free = 0.0, False
-    for j, lev in enumerate(design.hierarchy.levels):
-        sigma = pm.Gamma(f"sigma_star_{lev.column}", *LOSS_PRIORS["sigma_star_group"][1:])
-        parents = np.asarray(lev.parents)
-        siblings = np.unique(parents)
-        pieces, order = [], []
-        for k, parent in enumerate(siblings):
-            members = np.flatnonzero(parents == parent)
-            order.extend(members)
-            if len(members) == 1:
-                pieces.append(pt.zeros(1))
-            else:
-                label = lev.column if len(siblings) == 1 else f"{lev.column}_{k}"
-                # centred: each group's settings pin its offset of E down (see law_means)
-                pieces.append(pm.ZeroSumNormal(f"e_star_{label}", sigma, shape=len(members)))
-                free = True
-        stacked = pt.concatenate(pieces)[np.argsort(order)]
-        offset = pm.Deterministic(f"a_star_{lev.column}", stacked, dims=f"level_{lev.column}")
-        total = total + pt.concatenate([offset, pt.zeros(1)])[design.setting_levels[:, j]]
+    total = group_offsets("star", design, True, sigma_prior=LOSS_PRIORS["sigma_star_group"])
+    free = any(
+        np.unique(np.asarray(lev.parents), return_counts=True)[1].max() > 1
+        for lev in design.hierarchy.levels
+    )
     # None without a free offset: a constant 0 / f sends PyTensor's rewrites into minutes
     return total if free else None
 
