@@ -194,7 +194,7 @@ def test_corrupted_download_is_rejected_and_not_cached(cache, serve, monkeypatch
     msg = str(err.value)
     assert MOE in msg
     assert SOURCE_TABLE[MOE][1] in msg
-    assert "sha256" in msg
+    assert "sha256" in msg and _sha(tmp_path / "bad" / MOE) in msg  # what was received
     assert bad.hits == [f"/{MOE}"]
     assert _files(cache) == []  # neither the bad file nor a temporary file is left
     assert locate(MOE) is None
@@ -205,6 +205,18 @@ def test_corrupted_download_is_rejected_and_not_cached(cache, serve, monkeypatch
     assert _sha(path) == SOURCE_TABLE[MOE][1]
     assert _files(cache) == [cache / MOE]
     assert good.hits == [f"/{MOE}"]
+
+
+def test_download_prints_nothing(cache, serve, monkeypatch, capfd):
+    # pooch logs each download at INFO on stderr; fetch keeps quiet and leaves its level alone
+    import pooch
+
+    server = serve(SHARED)
+    monkeypatch.setenv("BAYES_STEPLAW_URL", server.url)
+    level = pooch.get_logger().level
+    assert fetch(SMALL) == cache / SMALL
+    assert capfd.readouterr() == ("", "")
+    assert pooch.get_logger().level == level
 
 
 def _assert_helpful(msg: str, name: str, cache: Path) -> None:

@@ -15,10 +15,13 @@ entry named like a data file that is not a regular file (a FIFO, a device, a dir
 an error naming its path, never a silent substitute; such entries are never opened for
 reading in a way that could block.
 
-A download must finish within an overall deadline (``$BAYES_STEPLAW_TIMEOUT`` seconds), is cut
-off at the registered size, and goes to a unique temporary file in the cache directory that is
-renamed into place once size and hash match, and removed on every other exit path (SIGTERM and
-SIGHUP included).
+Downloads go through pooch (``pooch.create(...).fetch`` with the registered sha256): pooch
+hands the downloader a temporary file in the cache directory, checks the hash and only then
+moves the file into place. The downloader is this module's own (:class:`_Downloader`, on
+``urllib``) for what pooch's requests-based one cannot do: an overall deadline
+(``$BAYES_STEPLAW_TIMEOUT`` seconds, however slowly the server sends), a cut-off at the
+registered size, and ``http(s)://`` only, redirects included. Temporary files are removed on
+every other exit path, SIGTERM and SIGHUP included.
 """
 
 from __future__ import annotations
@@ -27,12 +30,13 @@ import contextlib
 import errno
 import hashlib
 import http.client
+import io
 import json
+import logging
 import math
 import os
 import secrets
 import signal
-import socket
 import stat
 import threading
 import time
@@ -58,7 +62,7 @@ DEFAULT_TIMEOUT = 300.0
 READ_TIMEOUT = 30.0
 _BLOCK = 1 << 16
 # Signals whose default action ends the process: while a download runs they become an
-# exception, so that the temporary file is removed before the process goes.
+# exception, so that the temporary files are removed before the process goes.
 _TERMINATING = tuple(getattr(signal, s) for s in ("SIGTERM", "SIGHUP") if hasattr(signal, s))
 
 
@@ -79,8 +83,13 @@ class RegisteredFile:
 
 
 @cache
+def _spec() -> dict:
+    return json.loads(resource_path("registry.json").read_text())
+
+
+@cache
 def _registry() -> dict[str, RegisteredFile]:
-    spec = json.loads(resource_path("registry.json").read_text())
+    spec = _spec()
     base = spec["base_url"]
     return {
         name: RegisteredFile(
@@ -286,6 +295,10 @@ class _Refused(Exception):
     """A download stopped by a check (deadline, size, hash); the message is the reason."""
 
 
+class _Expired(Exception):
+    """The overall deadline of a download passed while waiting for the server."""
+
+
 class _Terminated(BaseException):
     """SIGTERM or SIGHUP arrived during a download (a BaseException, like KeyboardInterrupt,
     so that no ``except Exception`` on the way swallows it)."""
@@ -298,8 +311,9 @@ class _Terminated(BaseException):
 @contextlib.contextmanager
 def _signals_as_exceptions() -> Iterator[None]:
     """While the block runs, SIGTERM/SIGHUP raise :class:`_Terminated` (once), so that the
-    ``finally`` blocks inside remove the temporary file; on leaving, the previous handlers
-    come back and the signal is delivered again, so the process still ends as it would have.
+    ``finally`` blocks inside (ours and pooch's) remove the temporary files; on leaving, the
+    previous handlers come back and the signal is delivered again, so the process still ends
+    as it would have.
 
     Only the main thread can set handlers; elsewhere, and for ignored signals, nothing changes.
     """
@@ -328,6 +342,17 @@ def _signals_as_exceptions() -> Iterator[None]:
             signal.raise_signal(caught[0])
 
 
+@contextlib.contextmanager
+def _quiet(logger: logging.Logger) -> Iterator[None]:
+    """Without pooch's "Downloading file ..." line: the outcome is a path or a DataError."""
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _timeout(timeout: float | None) -> float:
     """The overall deadline in seconds: the argument, ``$BAYES_STEPLAW_TIMEOUT`` or default."""
     source, raw = ("timeout", timeout)
@@ -342,26 +367,72 @@ def _timeout(timeout: float | None) -> float:
     return value
 
 
-def _opener(sockets: list[socket.socket]) -> urllib.request.OpenerDirector:
-    """A urllib opener (proxies and redirects as usual) that records every socket it
-    connects, so that a watchdog can shut them down when the overall deadline passes."""
+def _check_scheme(url: str, what: str = "unsupported address") -> None:
+    if urllib.parse.urlsplit(url).scheme.lower() not in ("http", "https"):
+        raise ValueError(f"{what} {url!r}: only http:// and https:// are fetched")
 
-    class Recording:
-        def connect(self):
-            super().connect()  # type: ignore[misc]
-            sockets.append(self.sock)  # type: ignore[attr-defined]
 
-    class HTTPConnection(Recording, http.client.HTTPConnection): ...
+def _wait(until: float) -> float:
+    """Seconds the next wait may last: READ_TIMEOUT at most, never past ``until`` (monotonic)."""
+    left = until - time.monotonic()
+    if left <= 0:
+        raise _Expired
+    return min(READ_TIMEOUT, left)
 
-    class HTTPSConnection(Recording, http.client.HTTPSConnection): ...
+
+class _DeadlineReader(io.RawIOBase):
+    """The reading end of a socket whose every wait ends by ``until``: a timeout per read
+    alone lets a server that sends a byte a second (body or headers) go on for ever."""
+
+    def __init__(self, sock, until: float):
+        self.sock, self.until = sock, until
+        self.file = sock.makefile("rb", buffering=0)  # keeps the socket open, as http.client does
+
+    def makefile(self, mode: str) -> io.BufferedReader:  # all HTTPResponse asks of a socket
+        return io.BufferedReader(self)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int | None:
+        wait = _wait(self.until)
+        self.sock.settimeout(wait)
+        try:
+            return self.file.readinto(buffer)
+        except TimeoutError:
+            if wait < READ_TIMEOUT:  # the wait was cut short by the deadline
+                raise _Expired from None
+            raise
+
+    def close(self) -> None:
+        self.file.close()
+        super().close()
+
+
+def _opener(until: float) -> urllib.request.OpenerDirector:
+    """A urllib opener (proxies and redirects as usual) that fetches http(s) only, also after
+    a redirect, and whose every wait for the server (connection, headers, body) ends by
+    ``until``."""
+
+    class Response(http.client.HTTPResponse):
+        def __init__(self, sock, *args, **kwargs):
+            super().__init__(_DeadlineReader(sock, until), *args, **kwargs)
+
+    def connection(cls):
+        def connect(host, **kwargs):
+            conn = cls(host, **{**kwargs, "timeout": _wait(until)})
+            conn.response_class = Response
+            return conn
+
+        return connect
 
     class HTTPHandler(urllib.request.HTTPHandler):
         def http_open(self, req):
-            return self.do_open(HTTPConnection, req)
+            return self.do_open(connection(http.client.HTTPConnection), req)
 
     class HTTPSHandler(urllib.request.HTTPSHandler):
         def https_open(self, req):
-            return self.do_open(HTTPSConnection, req, context=self._context)
+            return self.do_open(connection(http.client.HTTPSConnection), req)
 
     class Redirects(urllib.request.HTTPRedirectHandler):
         def redirect_request(self, req, fp, code, msg, headers, newurl):
@@ -371,129 +442,68 @@ def _opener(sockets: list[socket.socket]) -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(HTTPHandler, HTTPSHandler, Redirects)
 
 
-def _check_scheme(url: str, what: str = "unsupported address") -> None:
-    if urllib.parse.urlsplit(url).scheme.lower() not in ("http", "https"):
-        raise ValueError(f"{what} {url!r}: only http:// and https:// are fetched")
+class _Downloader:
+    """A pooch downloader, ``downloader(url, output_file, pooch)``, with what pooch's own
+    lacks: an overall deadline of ``deadline`` seconds and a cut-off at the registered size.
 
-
-def _stream(url: str, out: BinaryIO, entry: RegisteredFile, deadline: float) -> str:
-    """Copy the body at ``url`` into ``out``; return its sha256.
-
-    Raises :class:`_Refused` past the deadline, beyond the registered size or on a short
-    body; network errors propagate as they are.
+    The body goes to a new file of its own beside pooch's temporary file (``O_EXCL``, with the
+    mode any file the user creates gets, where ``tempfile`` makes pooch's private), which
+    replaces pooch's once the body is whole; pooch then checks its hash and moves it into
+    place. ``sha256`` is the hash of the last whole body, None before.
     """
-    sockets: list[socket.socket] = []
-    expired = threading.Event()
 
-    def watchdog() -> None:
-        # a blocking read wakes up when its socket is shut down; the read loop then sees
-        # ``expired`` (a per-read timeout alone lets a slow drip go on for ever)
-        expired.set()
-        for sock in list(sockets):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+    def __init__(self, entry: RegisteredFile, deadline: float):
+        self.entry, self.deadline, self.sha256 = entry, deadline, None
 
-    timer = threading.Timer(deadline, watchdog)
-    timer.daemon = True
-    started = time.monotonic()
-    received = 0
-
-    def too_slow() -> _Refused:
-        return _Refused(
-            f"did not finish within the {deadline:g} s deadline ({received} of {entry.size} "
-            f"bytes after {time.monotonic() - started:.1f} s; set {ENV_TIMEOUT} to allow more)"
-        )
-
-    request = urllib.request.Request(
-        url, headers={"User-Agent": "bayes-steplaw", "Accept-Encoding": "identity"}
-    )
-    timer.start()
-    try:
-        with _opener(sockets).open(request, timeout=min(READ_TIMEOUT, deadline)) as resp:
-            announced = (resp.headers.get("Content-Length") or "").strip()
-            if announced.isdigit() and int(announced) != entry.size:
-                raise _Refused(
-                    f"announces {int(announced)} bytes, but the registered file has "
-                    f"{entry.size} bytes"
-                )
-            h = hashlib.sha256()
-            while True:
-                # read1: at most one read from the socket, so the deadline is checked often
-                block = resp.read1(_BLOCK)
-                if expired.is_set() or time.monotonic() - started > deadline:
-                    raise too_slow()
-                if not block:
-                    break
-                received += len(block)
-                if received > entry.size:
+    def __call__(self, url: str, output_file: str, store: object = None) -> None:
+        entry, started, received = self.entry, time.monotonic(), 0
+        until = started + self.deadline
+        name = f".{entry.name}.{os.getpid()}.{secrets.token_hex(6)}.part"
+        part = Path(output_file).with_name(name)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        headers = {"User-Agent": "bayes-steplaw", "Accept-Encoding": "identity"}
+        h = hashlib.sha256()
+        try:
+            with (
+                os.fdopen(os.open(part, flags, 0o666), "wb") as out,
+                _opener(until).open(urllib.request.Request(url, headers=headers)) as resp,
+            ):
+                announced = (resp.headers.get("Content-Length") or "").strip()
+                if announced.isdigit() and int(announced) != entry.size:
                     raise _Refused(
-                        f"sent more than the registered {entry.size} bytes (stopped there)"
+                        f"announces {int(announced)} bytes, but the registered file has "
+                        f"{entry.size} bytes"
                     )
-                h.update(block)
-                try:
-                    out.write(block)
-                except OSError as exc:
-                    raise _Refused(f"could not be written into the cache ({exc})") from exc
-    except _Refused:
-        raise
-    except Exception as exc:
-        if expired.is_set():
-            raise too_slow() from exc
-        raise
-    finally:
-        timer.cancel()
-    if received < entry.size:
-        raise _Refused(f"ended after {received} of the registered {entry.size} bytes")
-    return h.hexdigest()
-
-
-def _temporary_beside(target: Path) -> tuple[int, Path]:
-    """Create a new, uniquely named temporary file in ``target``'s directory.
-
-    ``O_EXCL`` makes the name this process's own; the mode is left to the umask, as for any
-    file the user creates (``tempfile.mkstemp`` would make the cached file private).
-    """
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(6)}.part")
-        try:
-            return os.open(tmp, flags, 0o666), tmp
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"no free temporary name beside {target}")
-
-
-def _download(entry: RegisteredFile, url: str, folder: Path, deadline: float) -> Path:
-    """Download into a unique temporary file in ``folder``, check it, rename it into place.
-
-    Writing beside the target and renaming makes the cached file appear whole or not at all,
-    and lets concurrent fetches into one cache each finish (the last rename wins; all are
-    the same verified bytes).
-    """
-    _check_scheme(url)
-    target = folder / entry.name
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _Refused(f"cannot create the cache directory {folder} ({exc})") from exc
-    with _signals_as_exceptions():
-        try:
-            fd, tmp = _temporary_beside(target)
-        except OSError as exc:
-            raise _Refused(f"cannot write into the cache directory {folder} ({exc})") from exc
-        try:
-            with os.fdopen(fd, "wb") as out:
-                digest = _stream(url, out, entry, deadline)
+                # read1: at most one read from the socket, each bounded by the deadline
+                while block := resp.read1(_BLOCK):
+                    received += len(block)
+                    if received > entry.size:
+                        raise _Refused(
+                            f"sent more than the registered {entry.size} bytes (stopped there)"
+                        )
+                    h.update(block)
+                    try:
+                        out.write(block)
+                    except OSError as exc:
+                        raise _Refused(f"could not be written into the cache ({exc})") from exc
                 out.flush()
-                os.fsync(out.fileno())  # whole on disk before the rename makes it visible
-            if digest != entry.sha256:
+                os.fsync(out.fileno())  # whole on disk before a rename makes it visible
+            if received < entry.size:
+                raise _Refused(f"ended after {received} of the registered {entry.size} bytes")
+            os.replace(part, output_file)
+            self.sha256 = h.hexdigest()
+        except _Refused:
+            raise
+        except Exception as exc:
+            if isinstance(exc, _Expired) or time.monotonic() >= until:
                 raise _Refused(
-                    f"does not match the registered sha256 {entry.sha256} (got {digest})"
-                )
-            os.replace(tmp, target)
+                    f"did not finish within the {self.deadline:g} s deadline ({received} of "
+                    f"{entry.size} bytes after {time.monotonic() - started:.1f} s; set "
+                    f"{ENV_TIMEOUT} to allow more)"
+                ) from exc
+            raise
         finally:
-            tmp.unlink(missing_ok=True)  # no-op after the rename
-    return target
+            part.unlink(missing_ok=True)  # no-op after the rename
 
 
 def fetch(
@@ -530,7 +540,7 @@ def fetch(
         size or hash, cannot be read or is not a regular file, or the download fails, runs
         past the deadline, exceeds the registered size or does not match the registered
         sha256 (nothing is cached then). A download interrupted by SIGTERM or SIGHUP
-        removes its temporary file, then the signal takes its usual course.
+        removes its temporary files, then the signal takes its usual course.
     """
     entry = _entry(name)
     found = locate(name, data_dir)
@@ -546,11 +556,24 @@ def fetch(
         raise DataError(
             f"{name} was not found and downloading is disabled. Searched {searched}. {how}"
         )
-    deadline = _timeout(timeout)
-    url = os.environ.get(ENV_URL, "").rstrip("/")
-    url = f"{url}/{name}" if url else entry.url
+    import pooch
+
+    downloader = _Downloader(entry, _timeout(timeout))
+    folder = cache_dir()
+    store = pooch.create(
+        path=folder,
+        base_url=os.environ.get(ENV_URL) or _spec()["base_url"],
+        registry={e.name: f"sha256:{e.sha256}" for e in registered_files()},
+    )
+    url = store.get_url(name)
     try:
-        return _download(entry, url, cache_dir(), deadline)
+        _check_scheme(url)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _Refused(f"cannot create the cache directory {folder} ({exc})") from exc
+        with _signals_as_exceptions(), _quiet(pooch.get_logger()):
+            store.fetch(name, downloader=downloader)
     except _Refused as exc:
         raise DataError(f"{name}: the download from {url} {exc}; nothing was cached.") from exc
     except _Terminated as exc:  # only reached when a Python handler let the process go on
@@ -559,11 +582,17 @@ def fetch(
             f"{signal.Signals(exc.signum).name}; nothing was cached."
         ) from None
     except Exception as exc:  # network errors of every kind, malformed addresses
+        if downloader.sha256 not in (None, entry.sha256):  # pooch's hash check refused it
+            raise DataError(
+                f"{name}: the download from {url} does not match the registered sha256 "
+                f"{entry.sha256} (got {downloader.sha256}); nothing was cached."
+            ) from exc
         reason = str(exc).replace("\n", " ") or type(exc).__name__
         raise DataError(
             f"{name} was not found locally and the download from {url} failed ({reason}). "
             f"Searched {searched}. {how}"
         ) from exc
+    return folder / name
 
 
 def status(data_dir: str | os.PathLike | None = None) -> list[dict]:
