@@ -7,7 +7,7 @@ from __future__ import annotations
 
 __version__ = "0.2.0"
 
-from ._validate import DEFAULT_PROB, DEFAULT_SEQ_LEN, DEFAULT_TOL
+from ._validate import DEFAULT_PROB, DEFAULT_SEQ_LEN, DEFAULT_TOL, UnitSlipWarning
 from .api import (
     DEFAULT_KIND,
     best_loss,
@@ -82,6 +82,7 @@ __all__ = [
     "SweepWarning",
     "TrueLaw",
     "UnidentifiableSweepError",
+    "UnitSlipWarning",
     "__version__",
     "best_loss",
     "collect_logs",

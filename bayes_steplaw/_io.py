@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import stat
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -41,6 +44,27 @@ _KINDS = (
 def file_kind(mode: int) -> str:
     """What a file of ``st_mode`` ``mode`` is, in words."""
     return next((what for test, what in _KINDS if test(mode)), "not a regular file")
+
+
+def input_problem(path: str | os.PathLike) -> str | None:
+    """What keeps ``path`` from being read as a file, in words (``"does not exist"``, ``"is a
+    directory"``, ``"is a named pipe, FIFO, not a regular file (a symbolic link to
+    /dev/zero)"``...), or None for a regular file. Only :func:`os.stat` is called: a FIFO or a
+    device is never opened."""
+    link = ""
+    if os.path.islink(path):
+        link = f" (a symbolic link to {display_path(os.readlink(path))})"
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return ("is a symbolic link to a missing file" if link else "does not exist") + link
+    except OSError as exc:
+        return f"cannot be used ({exc.strerror or exc}){link}"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return f"is a directory, not a regular file{link}"
+    return f"is {file_kind(mode)}, not a regular file{link}"
 
 
 def display_name(name: str) -> str:
@@ -159,6 +183,67 @@ def new_file_mode() -> int:
     return 0o666 & ~mask
 
 
+@contextmanager
+def atomic_path(path: str | os.PathLike, *, name: str = "path") -> Iterator[Path]:
+    """The one way this package replaces a file: check, write aside, rename over.
+
+    ``path`` is checked first (:func:`check_output_path`); the body writes the new content
+    to the temporary file this yields (beside the target, so the rename stays on one file
+    system), which is then flushed to disk, given the target's permissions (a new file's:
+    0o666 less the umask) and renamed over the target with :func:`os.replace`. Any failure,
+    Ctrl-C included, removes the temporary file and leaves the target as it was.
+
+    Examples
+    --------
+    >>> with atomic_path("table.csv") as tmp:  # doctest: +SKIP
+    ...     frame.to_csv(tmp, index=False)
+    """
+    target = check_output_path(path, name)
+    try:
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        mode = new_file_mode()
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb+") as fh:  # whoever wrote it may not have synced
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(
+    path: str | os.PathLike, text: str, *, name: str = "path", newline: str | None = None
+) -> Path:
+    """Write ``text`` (UTF-8) at ``path`` atomically (:func:`atomic_path`).
+
+    Returns
+    -------
+    pathlib.Path
+        The file written (the target of ``path`` when it is a symbolic link).
+
+    Raises
+    ------
+    OutputPathError
+        As :func:`check_output_path`.
+    OSError
+        Writing failed (a full disk...): an existing file at ``path`` is left as it was.
+    """
+    with atomic_path(path, name=name) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline=newline) as fh:
+            fh.write(text)
+    return check_target(path)
+
+
+def check_target(path: str | os.PathLike) -> Path:
+    """The file a write to ``path`` replaces: ``path``, or the target of the link it is."""
+    return Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
+
+
 def write_csv(
     frame: pd.DataFrame,
     path: str | os.PathLike,
@@ -195,51 +280,61 @@ def write_csv(
         Writing failed (a full disk...): the temporary file is removed and an existing file
         at ``path`` is left as it was.
     """
-    target = check_output_path(path, name)
     table = escape_formulas(frame) if escape else frame
-    try:
-        mode = stat.S_IMODE(os.stat(target).st_mode)
-    except FileNotFoundError:
-        mode = new_file_mode()
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            table.to_csv(f, **{"index": False, **to_csv})
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    with atomic_path(path, name=name) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            table.to_csv(fh, **{"index": False, **to_csv})
+    return check_target(path)
 
 
 def write_json_records(frame: pd.DataFrame, path: str | os.PathLike, *, name: str = "path") -> Path:
-    """Write ``frame`` as a JSON list of records at ``path`` atomically (as :func:`write_csv`)."""
-    target = check_output_path(path, name)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            frame.to_json(f, orient="records", indent=1, double_precision=15)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, new_file_mode())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    """Write ``frame`` as a JSON list of records at ``path`` atomically (as :func:`write_csv`);
+    non-finite numbers are written as ``null``."""
+    with atomic_path(path, name=name) as tmp:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            frame.to_json(fh, orient="records", indent=1, double_precision=15)
+    return check_target(path)
+
+
+def shell_word(text: str) -> str:
+    """``text`` as one word that a shell reads back exactly, to show in a command to paste.
+
+    Printable text is quoted with :func:`shlex.quote`; text with control characters (a
+    terminal escape, a newline) or bidirectional overrides is written in bash/zsh ANSI-C
+    quoting, ``$'user:\\x1b[2J'``, so that it neither acts on the terminal nor hides part
+    of the command, and still pastes as the same name.
+    """
+    if text.isprintable():
+        return shlex.quote(text)
+    out = []
+    for char in text:
+        code = ord(char)
+        if char in "\\'":
+            out.append("\\" + char)
+        elif char.isprintable():
+            out.append(char)
+        elif code < 0x100:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    return "$'" + "".join(out) + "'"
 
 
 __all__ = [
     "OutputPathError",
+    "atomic_path",
     "check_output_path",
+    "check_target",
     "display_name",
     "display_path",
     "escape_formulas",
     "file_kind",
+    "input_problem",
     "new_file_mode",
+    "shell_word",
     "write_csv",
     "write_json_records",
+    "write_text",
 ]

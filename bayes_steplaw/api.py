@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from numpy.typing import ArrayLike
 
-from ._validate import DEFAULT_SEQ_LEN, DEFAULT_TOL
+from ._validate import DEFAULT_SEQ_LEN, DEFAULT_TOL, check_plausible
 from .bayes import posterior as posterior_module
 from .bayes.answers import Recommendation
 from .bayes.design import DEFAULT_GROUPS
@@ -186,6 +186,7 @@ def predict(
     >>> import bayes_steplaw as bsl
     >>> bsl.predict(7e9, 1.4e12).median()  # doctest: +SKIP
     """
+    check_plausible(N=N, D=D)
     post = resolve_posterior(posterior, "law")
     extra = {} if grid is None else {"grid": grid}
     return post.predict(
@@ -231,6 +232,7 @@ def plateau_probability(
     numpy.ndarray or numpy.float64
         With the broadcast shape of the inputs.
     """
+    check_plausible(N=N, D=D, lr=lr, batch_tokens=batch_tokens)
     post = resolve_posterior(posterior, "landscape")
     return post.plateau_probability(
         N, D, lr, batch_tokens, tol=tol, group=check_group(post, group), predictive=predictive,
@@ -276,6 +278,7 @@ def recommend(
     Recommendation
         ``.lr``, ``.batch_tokens``, ``.plateau_probability``, ..., ``.to_dataframe()``.
     """
+    check_plausible(N=N, D=D, batch_tokens=batch_tokens)
     post = resolve_posterior(posterior, "landscape")
     return post.recommend(
         N, D, batch_tokens=batch_tokens, group=check_group(post, group), tol=tol,
@@ -324,6 +327,7 @@ def predict_loss(
     >>> import bayes_steplaw as bsl
     >>> bsl.predict_loss(1e9, 2e10, 2e-3, 2**20).to_dataframe()  # doctest: +SKIP
     """
+    check_plausible(N=N, D=D, lr=lr, batch_tokens=batch_tokens)
     post = resolve_posterior(posterior, "loss")
     return post.predict_loss(
         N, D, lr, batch_tokens, group=check_group(post, group), kind=kind, seed=seed,
@@ -360,6 +364,7 @@ def best_loss(
     BestLoss
         ``median()``, ``interval(prob)``, ``to_dataframe(prob)``, ``describe(prob)``.
     """
+    check_plausible(N=N, D=D)
     post = resolve_posterior(posterior, "loss")
     return post.best_loss(
         N, D, group=check_group(post, group), kind=kind, seed=seed,

@@ -336,26 +336,30 @@ def export_web(
 ) -> Path:
     """Write the planner page's data (:func:`planner_data`) as compact JSON.
 
-    The file is written beside ``path`` and renamed over it, so the page never reads a part;
-    an unchanged export leaves the file (and its modification time) as it was.
+    ``path`` is checked before any work (:func:`bayes_steplaw._io.check_output_path`: not a
+    directory, a FIFO or a device; its folder exists and can be written); the file is written
+    beside it and renamed over it (:func:`bayes_steplaw._io.write_text`), so the page never
+    reads a part; an unchanged export leaves the file (and its modification time) as it was.
 
     Returns
     -------
     pathlib.Path
         ``path``.
+
+    Raises
+    ------
+    bayes_steplaw._io.OutputPathError
+        ``path`` cannot be written (an :class:`OSError`; the message names the reason).
     """
+    from ._io import check_output_path, write_text
+
     path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{path} is a directory; give the JSON file to write, e.g. planner.json")
+    target = check_output_path(path, "path")
     data = planner_data(optimum, landscape, n_draws=n_draws, seed=seed, kind=kind, paper=paper)
     text = json.dumps(data, separators=(",", ":"), allow_nan=False) + "\n"
-    if path.is_file() and path.read_text() == text:
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    encoded = text.encode()
+    if target.is_file() and target.stat().st_size == len(encoded):
+        if target.read_bytes() == encoded:
+            return path
+    write_text(path, text)
     return path

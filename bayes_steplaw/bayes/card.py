@@ -14,6 +14,7 @@ import pandas as pd
 
 from .. import __version__
 from .._format import markdown_table
+from .._io import write_text
 from .._resources import resource_path, source_checkout
 from ..bootstrap import PAPER_TABLE2, BootstrapOLS
 from ..datasets.registry import registered_files
@@ -186,7 +187,7 @@ def write_card(post: StepLawPosterior, path: str | Path) -> Path:
     it) and write it to ``path``."""
     refit = BootstrapOLS.fit(load_sweeps("all"), seed=0)
     path = Path(path)
-    path.write_text(render_card(post, card_command(post.kind), refit))
+    write_text(path, render_card(post, card_command(post.kind), refit))  # atomic
     return path
 
 

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from .._io import new_file_mode
+from .._io import display_path, input_problem, new_file_mode
 from .._resources import resource_path
 from .._validate import DEFAULT_PROB, check_prob
 from .hierarchy import Hierarchy
@@ -390,10 +390,9 @@ class Posterior:
             model version or kind.
         """
         path = Path(path)
-        if path.is_dir():
-            raise PosteriorFileError(f"posterior file {path} is a directory, not a netCDF file")
-        if not path.is_file():
-            raise PosteriorFileError(f"posterior file {path} does not exist")
+        problem = input_problem(path)  # never opens a FIFO or a device
+        if problem:
+            raise PosteriorFileError(f"posterior file {display_path(path)} {problem}")
         groups, meta = _read_cached(path)
         kind = meta["model"]
         found = _KINDS[kind]

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+from .._validate import EXAMPLES as _EXAMPLES
+from .._validate import QUANTITY, SUFFIXES, UnitSlipWarning, split_quantities, unit_slips
+from .._validate import parse_quantity as _parse_quantity
 
 app = typer.Typer(
     name="bayes-steplaw",
@@ -43,16 +46,18 @@ def _root(
     ] = None,
 ) -> None:
     """Optimal learning rate and batch size for LLM pretraining, with uncertainty."""
+    import warnings
+
+    # the commands refuse unit slips themselves (check_units, --allow-implausible); the API's
+    # warning about the same values would only repeat it
+    warnings.filterwarnings("ignore", category=UnitSlipWarning)
 
 
-_SUFFIX = {"": 1.0, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
-_QUANTITY = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([KMBGT]?)\s*$", re.I)
-EXAMPLES = {
-    "N": "7e9 or 7B",
-    "D": "1.4e12 or 1.4T",
-    "--lr": "3e-4",
-    "--batch-tokens": "4M or 4194304",
-}
+# one grammar for every quantity, Python and CLI alike (bayes_steplaw._validate.parse_quantity);
+# _QUANTITY and _SUFFIX are its decimal part, which the planner page (docs/_static) shares
+_SUFFIX = SUFFIXES
+_QUANTITY = QUANTITY
+EXAMPLES = {k: v for k, v in _EXAMPLES.items() if not k[0].isalpha() or k in ("N", "D")}
 """Example values of each quantity, for its error message."""
 
 ParamsArg = Annotated[str, typer.Argument(metavar="N", help="Non-embedding parameters (7e9, 7B).")]
@@ -60,20 +65,16 @@ TokensArg = Annotated[str, typer.Argument(metavar="D", help="Training tokens (1.
 
 
 def parse_quantity(text: str, name: str, example: str | None = None) -> float:
-    """Parse ``7e9``, ``7B``, ``1.4T``, ``350M``, ``3e-4`` into a positive finite float.
+    """Parse ``7e9``, ``7B``, ``1.4T``, ``350M``, ``4Mi``, ``3e-4`` into a positive finite float
+    (:func:`bayes_steplaw._validate.parse_quantity`: ``K M B/G T`` are decimal, ``Ki Mi Gi Ti``
+    binary), raising :class:`typer.BadParameter` with its message.
 
     ``example`` (default: by ``name`` from :data:`EXAMPLES`) goes into the error message.
     """
-    example = example or EXAMPLES.get(name, "7e9, 7B or 1.4T")
-    match = _QUANTITY.match(str(text))
-    if not match:
-        raise typer.BadParameter(
-            f"{name} must be a positive number such as {example}; got {text!r}"
-        )
-    value = float(match.group(1)) * _SUFFIX[match.group(2).upper()]
-    if not math.isfinite(value) or value <= 0:
-        raise typer.BadParameter(f"{name} must be a positive finite number; got {text!r}")
-    return value
+    try:
+        return _parse_quantity(text, name, example)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -107,6 +108,79 @@ def _jsonable(value):
     return value
 
 
+def finite_json(payload: Any) -> tuple[Any, list[str]]:
+    """``payload`` with every non-finite float (NaN, ±inf) replaced by None, and the paths
+    (``predictions[3].lr_upper``) of the values replaced."""
+    missing: list[str] = []
+
+    def clean(value: Any, where: str) -> Any:
+        if isinstance(value, dict):
+            return {k: clean(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [clean(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+            value = value.item()
+        if isinstance(value, float) and not math.isfinite(value):
+            missing.append(where)
+            return None
+        return value
+
+    return clean(payload, ""), missing
+
+
+def echo_json(payload: dict) -> None:
+    """Print ``payload`` as one line of valid JSON: a non-finite number (which ``json.dumps``
+    would print as a bare ``NaN`` or ``Infinity``) becomes ``null``, and the field
+    ``non_finite`` lists where that happened."""
+    import json
+
+    clean, missing = finite_json(payload)
+    if missing:
+        more = [f"... and {len(missing) - 100} more"] if len(missing) > 100 else []
+        clean["non_finite"] = missing[:100] + more
+    typer.echo(json.dumps(clean, allow_nan=False, default=str))
+
+
+# --------------------------------------------------------------------------- shared options
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+GroupOpt = Annotated[
+    str, typer.Option("--group", help="Group of the posterior, e.g. dense, moe/1in8, new.")
+]
+SeqLenOpt = Annotated[int, typer.Option("--seq-len", help="Sequence length in tokens.", min=1)]
+TableSeqLenOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--seq-len",
+        help="Sequence length of the runs whose table (or log) does not state one (released: "
+        "2048).",
+        min=1,
+    ),
+]
+GroupColOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--group-col", help="Group column, outermost first; repeat for nested/crossed groups."
+    ),
+]
+BatchSequencesOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--batch-sequences",
+        metavar="SEQS",
+        help="Batch size in sequences of --seq-len tokens (512 or 2Ki), instead of --batch-tokens.",
+    ),
+]
+ImplausibleOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-implausible",
+        help="Answer for values that look like a unit slip (N below 1e6, D below 1e7, a batch "
+        "below 8192 tokens or 1 sequence, an lr outside [1e-7, 1]) instead of refusing them.",
+    ),
+]
+
+
 UnconvergedOpt = Annotated[
     bool,
     typer.Option(
@@ -136,43 +210,268 @@ MAX_POINTS = 1_000_000
 
 
 def split_values(text: str, name: str) -> list[float]:
-    """One quantity, or several separated by commas (``1B,7B``), or a one-line error."""
+    """One quantity, or several separated by commas (``1B,7B``), or a one-line error; a
+    likely decimal comma (``1,4T``) is an error naming it
+    (:func:`bayes_steplaw._validate.split_quantities`)."""
     try:
-        return [parse_quantity(p, name) for p in str(text).split(",")]
-    except typer.BadParameter as exc:
+        return split_quantities(text, name)
+    except ValueError as exc:
         _fail(str(exc))
+
+
+_CLI_NAMES = {"lr": "--lr", "batch_tokens": "--batch-tokens",
+              "batch_sequences": "--batch-sequences", "seq_len": "--seq-len"}  # fmt: skip
+
+
+def check_units(allowed: bool, **values: Any) -> None:
+    """Refuse (exit 2) values that look like a unit slip, naming the slip and
+    ``--allow-implausible``, which lets them through (:func:`bayes_steplaw._validate.
+    unit_slips`; ``values``: ``N``, ``D``, ``lr``, ``batch_tokens``, ``batch_sequences``,
+    ``seq_len``)."""
+    if allowed:
+        return
+    slips = unit_slips(**values, names=_CLI_NAMES)
+    if slips:
+        text = "; ".join(slips)
+        _fail(
+            text
+            + ("" if text.endswith("?") else ".")
+            + " If this is meant, pass --allow-implausible"
+        )
+
+
+def batch_arg(
+    batch_tokens: str | None,
+    batch_sequences: str | None,
+    seq_len: int,
+    *,
+    several: bool = False,
+    required: bool = False,
+):
+    """The batch of ``--batch-tokens`` or ``--batch-sequences`` (times ``--seq-len``), in
+    tokens, and in sequences when it was given so (else None): floats, or with ``several``
+    lists (comma-separated values). Both at once is an error (exit 2); neither is None,
+    or with ``required`` an error."""
+    if batch_tokens is not None and batch_sequences is not None:
+        _fail("give --batch-tokens or --batch-sequences, not both")
+    if batch_tokens is None and batch_sequences is None:
+        if required:
+            _fail("give the batch size: --batch-tokens (e.g. 4M) or --batch-sequences with "
+                  "--seq-len (e.g. 2048 sequences of 2048 tokens)")  # fmt: skip
+        return None, None
+    text, option = ((batch_tokens, "--batch-tokens") if batch_sequences is None
+                    else (batch_sequences, "--batch-sequences"))  # fmt: skip
+    values = split_values(text, option) if several else [quantity(text, option)]
+    if batch_sequences is None:
+        return (values if several else values[0]), None
+    tokens = [v * seq_len for v in values]
+    return (tokens, values) if several else (tokens[0], values[0])
+
+
+def read_points(given: dict[str, Any], grid: Path | None, *, usage: str,
+                options: dict[str, str] | None = None):  # fmt: skip
+    """The points of a call: the columns of a ``--grid`` file, or every combination of the
+    comma-separated values given on the command line.
+
+    ``given`` maps each column (``N``, ``D``, ``lr``, ``batch_tokens``) to its text on the
+    command line, to a list of values already read, or to None when not given; ``options``
+    names the option of a column in messages; ``usage`` says what to give when values are
+    missing. Returns the arrays (flattened, in the order of ``given``) and the grid's
+    ``group`` column (None without a grid).
+    """
+    import numpy as np
+
+    options = options or {}
+    labels = [options.get(c, c) for c in given]
+    if grid is not None:
+        if any(v is not None for v in given.values()):
+            _fail(f"give {' '.join(labels)} or --grid FILE, not both")
+        return read_grid(grid, tuple(given), options)
+    if any(v is None for v in given.values()):
+        _fail(usage)
+    lists = [v if isinstance(v, list) else split_values(v, options.get(c, c))
+             for c, v in given.items()]  # fmt: skip
+    size = math.prod(len(v) for v in lists)
+    if size > MAX_POINTS:
+        counts = " x ".join(f"{len(v)} {label}" for v, label in zip(lists, labels))
+        _fail(f"{counts} values exceed {MAX_POINTS} points")
+    return [a.ravel() for a in np.meshgrid(*lists, indexing="ij")], None
+
+
+def split_groups(groups, default: str, n: int):
+    """``(group, mask)`` for each group of ``n`` points, in order of first appearance; an
+    empty name (or no ``groups`` at all) is ``default``."""
+    import numpy as np
+
+    if groups is None:
+        yield default, np.ones(n, dtype=bool)
+        return
+    groups = np.where(groups == "", default, groups)
+    for g in dict.fromkeys(groups.tolist()):
+        yield g, groups == g
+
+
+GRID_FIELD_LIMIT = 1 << 20
+"""Longest line of a grid file (in characters; a field is at most the csv module's 131072): a
+row of quantities and a group name is far shorter, and a longer one is never held whole in
+memory nor printed."""
 
 
 def read_grid(path: Path, columns: tuple[str, ...], options: dict[str, str] | None = None):
     """The quantity columns of a grid CSV (one point per row) and its ``group`` column (or
-    None), or a one-line error naming the row, line and column. ``options`` names the CLI
-    option a column stands for, in messages about its values."""
+    None), or a one-line error naming the row, line and column.
+
+    The header names each field once (no empty or repeated name); every row has as many
+    fields as the header (a row with one more or one fewer is an error naming its line, never
+    a shifted column); blank lines are skipped. A bad cell is quoted as a short preview.
+    ``options`` names the CLI option a column stands for, in messages about its values.
+    """
     import numpy as np
-    import pandas as pd
+
+    from .._io import display_path
 
     check_input_file(path, "grid file")
-    try:
-        frame = pd.read_csv(path, dtype=str, nrows=MAX_POINTS + 1)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        _fail(f"grid file {path} is not a readable CSV table: {exc}")
-    if len(frame) > MAX_POINTS:
-        _fail(f"grid file {path} has more than {MAX_POINTS} rows; split it (--grid)")
-    missing = [c for c in columns if c not in frame]
-    if missing:
-        _fail(f"grid file {path} lacks column(s) {missing}; it has {list(frame.columns)}")
-    if frame.empty:
-        _fail(f"grid file {path} has a header but no rows")
+    where = f"grid file {display_path(path)}"
+    _check_grid_size(path, where)
+    wanted, rows = _grid_rows(path, columns, where)
     values = []
-    for col in columns:
-        out = np.empty(len(frame))
-        for i, text in enumerate(frame[col]):
+    for j, col in enumerate(columns):
+        out = np.empty(len(rows))
+        name = (options or {}).get(col, col)
+        for i, row in enumerate(rows):
             try:
-                out[i] = parse_quantity(text, (options or {}).get(col, col))
-            except typer.BadParameter as exc:
-                _fail(f"grid file {path}, row {i} (line {i + 2}), column {col}: {exc}")
+                out[i] = _parse_quantity(row[j], name)
+            except ValueError as exc:
+                line = _grid_line(path, i, columns, where)
+                _fail(f"{where}, row {i} (line {line}), column {col}: {exc}")
         values.append(out)
-    group = frame["group"].fillna("").to_numpy(str) if "group" in frame else None
+    group = None
+    if "group" in wanted:
+        group = np.array([row[len(columns)] for row in rows], dtype=str)
     return values, group
+
+
+def _check_grid_size(path: Path, where: str) -> None:
+    """Refuse at once, from a count of its line ends, a grid of more than :data:`MAX_POINTS`
+    rows (a few blank lines aside: those are counted by :func:`_grid_rows`)."""
+    import csv
+
+    ends, last = 0, b"\n"
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            ends += block.count(b"\n")
+            last = block[-1:]
+    lines = ends + (last != b"\n")
+    if lines - 1 <= MAX_POINTS:
+        return
+    count = 0  # more lines than rows allowed: count the rows themselves (blank lines aside)
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            for row in csv.reader(fh):
+                count += bool(row) and (len(row) > 1 or bool(row[0].strip()))
+                if count > MAX_POINTS + 1:
+                    _fail(f"{where} has more than {MAX_POINTS} rows; split it (--grid)")
+    except (csv.Error, UnicodeDecodeError):
+        return  # said by _grid_rows, with its line
+
+
+def _grid_reader(fh, where: str):
+    """A csv reader over the lines of an open grid file, each at most
+    :data:`GRID_FIELD_LIMIT` characters and without NUL bytes."""
+    import csv
+
+    def lines():
+        readline, number = fh.readline, 0
+        while True:
+            line = readline(GRID_FIELD_LIMIT + 1)
+            if not line:
+                return
+            number += 1
+            if len(line) > GRID_FIELD_LIMIT:
+                _fail(f"{where}, line {number} is longer than {GRID_FIELD_LIMIT:,} characters; "
+                      "not a grid of quantities")  # fmt: skip
+            if "\x00" in line:
+                _fail(f"{where}, line {number} holds a NUL byte: a binary file, not a CSV table")
+            yield line
+
+    return csv.reader(lines(), strict=True)
+
+
+def _grid_rows(path: Path, columns: tuple[str, ...], where: str, stop: int | None = None):
+    """The header's field index of each wanted column, and the wanted fields of every row
+    (tuples: ``columns`` then ``group`` when there is one); one-line errors naming the line.
+    With ``stop``, the line number of data row ``stop`` instead of the rows."""
+    import csv
+    from operator import itemgetter
+
+    from .._validate import preview
+
+    header = wanted = get = None
+    rows: list[tuple] = []
+    reader = None
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            reader = _grid_reader(fh, where)
+            for row in reader:
+                if header is None or len(row) != len(header):
+                    if len(row) < 2 and (not row or not row[0].strip()):
+                        continue  # a blank line
+                if header is None:
+                    header = [field.strip() for field in row]
+                    wanted = _grid_header(header, columns, where, reader.line_num)
+                    index = list(wanted.values())
+                    get = itemgetter(*index) if len(index) > 1 else lambda r, i=index[0]: (r[i],)
+                    continue
+                if len(row) != len(header):
+                    _fail(f"{where}, line {reader.line_num}: {len(row)} fields, but the header "
+                          f"has {len(header)} ({', '.join(map(preview, header[:10]))}"
+                          f"{', ...' if len(header) > 10 else ''}); quote a field that holds a "
+                          "comma")  # fmt: skip
+                if stop is not None and len(rows) == stop:
+                    return reader.line_num
+                if len(rows) >= MAX_POINTS:
+                    _fail(f"{where} has more than {MAX_POINTS} rows; split it (--grid)")
+                rows.append(get(row))
+    except csv.Error as exc:
+        line = reader.line_num if reader is not None else 1
+        _fail(f"{where}, line {line}: not a readable CSV table ({exc})")
+    except UnicodeDecodeError as exc:
+        line = f", after line {reader.line_num}" if reader is not None else ""
+        _fail(f"{where} is not UTF-8 text{line} (byte {exc.start} of a block); expected a CSV "
+              "table")  # fmt: skip
+    except OSError as exc:
+        _fail(f"{where} cannot be read: {exc.strerror or exc}")
+    if header is None:
+        _fail(f"{where} is empty; expected a CSV table with a header line")
+    if not rows:
+        _fail(f"{where} has a header but no rows")
+    return wanted, rows
+
+
+def _grid_line(path: Path, index: int, columns: tuple[str, ...], where: str) -> int:
+    """The line of data row ``index`` (blank lines and quoted line breaks counted)."""
+    return _grid_rows(path, columns, where, stop=index)
+
+
+def _grid_header(
+    header: list[str], columns: tuple[str, ...], where: str, line: int = 1
+) -> dict[str, int]:
+    """The field index of each column a grid needs (and ``group``), or a one-line error."""
+    from .._validate import preview
+
+    for i, name in enumerate(header):
+        if not name:
+            _fail(f"{where}, line {line}: field {i + 1} of the header has no name (a table "
+                  "written with its index? write it with index=False)")  # fmt: skip
+        if name in header[:i]:
+            _fail(f"{where}, line {line}: the header names {preview(name)} twice (fields "
+                  f"{header.index(name) + 1} and {i + 1}); name each column once")  # fmt: skip
+    missing = [c for c in columns if c not in header]
+    if missing:
+        names = [preview(h, 30) for h in header[:20]]
+        more = f" and {len(header) - 20} more" if len(header) > 20 else ""
+        _fail(f"{where} lacks column(s) {missing}; it has [{', '.join(names)}]{more}")
+    return {c: header.index(c) for c in (*columns, "group") if c in header}
 
 
 def load_posterior(path: str | None, kind: str):
@@ -209,13 +508,13 @@ def call(func, *args, **kwargs):
 
 
 def check_input_file(path: Path, what: str) -> None:
-    """A readable, non-empty, text file; else a one-line error (exit 2) naming it."""
-    if path.is_dir():
-        _fail(f"{what} {path} is a directory; give a CSV file")
-    if not path.exists():
-        _fail(f"{what} {path} does not exist")
-    if not path.is_file():
-        _fail(f"{what} {path} is not a regular file (a FIFO or device?); give a CSV file")
+    """A readable, non-empty, text file; else a one-line error (exit 2) naming it and what it
+    is (a directory, a FIFO, a device, a link to one: never opened)."""
+    from .._io import display_path, input_problem
+
+    problem = input_problem(path)
+    if problem is not None:
+        _fail(f"{what} {display_path(path)} {problem}; give a CSV file")
     try:
         with path.open("rb") as fh:
             head = fh.read(8192)

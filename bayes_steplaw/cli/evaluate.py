@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from .._validate import DEFAULT_TOL
-from ._common import _fail, app, check_output_path
+from ._common import GroupColOpt, TableSeqLenOpt, _fail, app, check_output_path
 
 
 def _methods(values: list[str] | None) -> list[str] | None:
@@ -52,10 +52,7 @@ def evaluate_command(
             "ols, steplaw, openai, deepseek, porian, minicpm)."
         ),
     ] = None,
-    group_col: Annotated[
-        list[str] | None,
-        typer.Option(help="Group column of the models, outermost first; repeat to nest/cross."),
-    ] = None,
+    group_col: GroupColOpt = None,
     logo_col: Annotated[
         str | None,
         typer.Option(help="logo: the column whose levels are held out (default the deepest)."),
@@ -76,9 +73,7 @@ def evaluate_command(
     draws: Annotated[int, typer.Option(min=1, help="Draws per chain of each refit.")] = 500,
     tune: Annotated[int, typer.Option(min=0, help="Tuning steps per chain.")] = 500,
     seed: Annotated[int, typer.Option(min=0, help="Seed of everything random.")] = 0,
-    seq_len: Annotated[
-        int | None, typer.Option(help="Sequence length when the table has no seq_len.")
-    ] = None,
+    seq_len: TableSeqLenOpt = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress and no summary tables.")
     ] = False,
@@ -90,6 +85,7 @@ def evaluate_command(
     nominal, widths, paired differences against `bayes` with bootstrap intervals, log scores
     and plateau reliability.
     """
+    from .._io import write_csv, write_text
     from ..datasets.sweeps import SweepValidationError, read_sweeps
     from ..evaluate import SPLITS, EvaluationError, evaluate
 
@@ -128,16 +124,16 @@ def evaluate_command(
         _fail(str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc))
     except EvaluationError as exc:
         _fail(str(exc), 1)
-    result.to_csv(out)
+    result.to_csv(out)  # atomic (bayes_steplaw._io)
     if report is not None:
-        report.write_text(result.to_markdown() + "\n")
+        write_text(report, result.to_markdown() + "\n", name="--report")
     if records is not None:
-        records.write_text(json.dumps(result.to_records(), indent=1) + "\n")
+        write_text(records, json.dumps(result.to_records(), indent=1) + "\n", name="--records")
     if runs_out is not None:
         if result.runs is None:
             typer.echo(f"no method gave plateau probabilities: {runs_out} not written", err=True)
         else:
-            result.runs.to_csv(runs_out, index=False)
+            write_csv(result.runs, runs_out, name="--runs-out")
     for message in result.meta.get("errors", []):
         typer.echo(f"warning: {message} (its rows have no scores)", err=True)
     if quiet:

@@ -11,9 +11,12 @@ from typing import Annotated
 
 import typer
 
+from .._io import display_path, shell_word
 from .._validate import DEFAULT_TOL
 from ._common import (
+    GroupColOpt,
     PosteriorOpt,
+    TableSeqLenOpt,
     _fail,
     app,
     call,
@@ -31,7 +34,9 @@ from ._common import (
 def reproduce(
     threshold: Annotated[float, typer.Option(help="Plateau filter (relative loss).")] = DEFAULT_TOL,
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the refit.", min=1)] = 1000,
-    seed: Annotated[int, typer.Option(help="Seed of the refit's resampling.")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the refit's resampling.", min=0, max=2**32 - 1)
+    ] = 0,
 ) -> None:
     """Paper's Table 2 beside the published ensemble mean and a refit on the released dense runs."""
     from .. import load_sweeps
@@ -147,6 +152,26 @@ def save_or_keep(post, path: Path) -> Path:
         _fail(f"could not write {path} ({reason}); the fitted posterior was kept at {fallback}", 1)
 
 
+def pooled_hint(pooled: dict, target: Path) -> str:
+    """The line after a pooled fit: the runs pooled, your groups' new names, and a predict
+    command to paste. Names are printed escaped (a terminal escape or a bidirectional override
+    in a group name neither acts on the terminal nor reorders the line) and quoted for the
+    shell (:func:`bayes_steplaw._io.shell_word`), so the command pastes as the real name."""
+    names = ", ".join(f"{k!r} -> {v!r}" for k, v in pooled["user_groups"].items())
+    first = str(next(iter(pooled["user_groups"].values())))
+    line = (
+        f"pooled {pooled['user_runs']} of your runs with {pooled['released_runs']} released "
+        f"runs; your groups: {names}. Predict with: bayes-steplaw predict N D --posterior "
+        f"{shell_word(str(target))} --group {shell_word(first)}"
+    )
+    if not (first.isprintable() and str(target).isprintable()):
+        line += (
+            " (a name holds control or bidirectional characters, shown escaped; $'...' is "
+            "bash/zsh quoting that pastes as the real name)"
+        )
+    return line
+
+
 def _aside(path: Path) -> Path:
     """Where an unconverged fit goes instead of replacing a converged one."""
     return path.with_name(f"{path.stem}.unconverged{path.suffix or '.nc'}")
@@ -158,10 +183,7 @@ def fit_command(
     out: Annotated[Path, typer.Option(help="Where to write the posterior (netCDF).")] = Path(
         "posterior.nc"
     ),
-    group_col: Annotated[
-        list[str] | None,
-        typer.Option(help="Group column, outermost first; repeat for nested/crossed groups."),
-    ] = None,
+    group_col: GroupColOpt = None,
     column: Annotated[
         list[str] | None,
         typer.Option(
@@ -190,14 +212,12 @@ def fit_command(
         float | None,
         typer.Option(help="Landscape model: runs within this relative loss (default 0.03)."),
     ] = None,
-    seq_len: Annotated[
-        int | None, typer.Option(help="Sequence length when the table has no seq_len.")
-    ] = None,
+    seq_len: TableSeqLenOpt = None,
     sampler: Annotated[str | None, typer.Option(help="nutpie, pymc or numpyro.")] = None,
     chains: Annotated[int, typer.Option(min=1)] = 4,
     draws: Annotated[int, typer.Option(min=1)] = 1000,
     tune: Annotated[int, typer.Option(min=0)] = 1000,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the sampler.", min=0, max=2**32 - 1)] = 0,
     batch_depends_on_n: Annotated[
         bool, typer.Option("--batch-depends-on-n", help="Add δ·ln N to the batch law.")
     ] = False,
@@ -279,7 +299,7 @@ def fit_command(
     with phase(f"writing {target}", show):
         save_or_keep(post, target)
     diag = post.diagnostics
-    typer.echo(f"wrote {target}: {post}")
+    typer.echo(f"wrote {display_path(target)}: {post}")
     typer.echo(
         f"diagnostics: max R-hat {diag['max_r_hat']:.4f}, min bulk ESS {diag['min_ess_bulk']:.0f}, "
         f"min tail ESS {diag['min_ess_tail']:.0f}, divergences {diag['divergences']}, "
@@ -287,13 +307,7 @@ def fit_command(
     )
     pooled = post.metadata.get("pooled")
     if pooled:
-        names = ", ".join(f"{k!r} -> {v!r}" for k, v in pooled["user_groups"].items())
-        first = next(iter(pooled["user_groups"].values()))
-        typer.echo(
-            f"pooled {pooled['user_runs']} of your runs with {pooled['released_runs']} released "
-            f"runs; your groups: {names}. Predict with: bayes-steplaw predict N D --posterior "
-            f"{target} --group {first}"
-        )
+        typer.echo(pooled_hint(pooled, target))
     if not post.converged:
         typer.echo("NOT CONVERGED: " + "; ".join(diag["problems"]), err=True)
         if target != out:
@@ -341,7 +355,12 @@ def card(
         ),
     ] = False,
     out_dir: Annotated[
-        Path | None, typer.Option(help="Folder of NAME.nc and NAME.md; default: models/.")
+        Path | None,
+        typer.Option(
+            help="Folder of NAME.md (and of NAME.nc with --refit or new records); default: the "
+            "current folder. The installed package is never written; to regenerate the "
+            "shipped models of a source checkout, give --out-dir models."
+        ),
     ] = None,
     evaluation: Annotated[
         list[Path] | None,
@@ -361,15 +380,25 @@ def card(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
 ) -> None:
-    """Write the model card NAME.md of a shipped model (with --refit, its posterior too)."""
+    """Write the model card NAME.md of a shipped model (with --refit, its posterior too).
+
+    Without --refit the card is rendered from NAME.nc in --out-dir when there is one, else
+    from the shipped posterior.
+    """
     import json
 
     from ..bayes.card import write_model
 
     if name not in ("optimum", "landscape", "loss"):
         _fail(f"NAME must be 'optimum', 'landscape' or 'loss'; got {name!r}")
-    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
-        _fail(f"--out-dir {out_dir} is not a folder")
+    out_dir = Path.cwd() if out_dir is None else out_dir
+    if out_dir.exists() and not out_dir.is_dir():
+        _fail(f"--out-dir {display_path(out_dir)} is not a folder")
+    if not out_dir.exists():
+        _fail(f"--out-dir {display_path(out_dir)} does not exist; create it first")
+    writes_nc = refit or bool(evaluation) or candidates is not None
+    for written in (f"{name}.md", f"{name}.nc")[: 2 if writes_nc else 1]:  # before any work
+        check_output_path(out_dir / written, "--out-dir")
     records = []
     for path in evaluation or []:
         check_input_file(path, "--evaluation")

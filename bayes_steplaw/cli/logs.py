@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ._common import _fail, logs_app
+from ._common import TableSeqLenOpt, _fail, logs_app
 
 # --------------------------------------------------------------------------- logs
 # (commands of the `logs` group live below this line)
@@ -171,10 +171,7 @@ def logs_collect(
             help="Sweep table (CSV) to write; checked before any work, replaced atomically.",
         ),
     ],
-    seq_len: Annotated[
-        int | None,
-        typer.Option(help="Sequence length of runs that do not state one (released: 2048).", min=1),
-    ] = None,
+    seq_len: TableSeqLenOpt = None,
     name_regex: Annotated[
         str | None,
         typer.Option(

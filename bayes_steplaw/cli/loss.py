@@ -9,18 +9,25 @@ from typing import Annotated
 import typer
 
 from ._common import (
-    MAX_POINTS,
+    BatchSequencesOpt,
+    GroupOpt,
+    ImplausibleOpt,
+    JsonOpt,
     PosteriorOpt,
+    SeqLenOpt,
     UnconvergedOpt,
     _fail,
     app,
+    batch_arg,
     call,
     check_input_file,
     check_memory,
     check_output_path,
+    check_units,
+    echo_json,
     extrapolation_notes,
-    read_grid,
-    split_values,
+    read_points,
+    split_groups,
     write_table,
 )
 
@@ -29,24 +36,12 @@ GRID_COLUMNS = ("N", "D", "lr", "batch_tokens")
 
 def _points(n, d, lr, batch_tokens, grid):
     """The runs of a call: a grid file, or every combination of the listed values."""
-    import numpy as np
-
-    if grid is not None:
-        if any(v is not None for v in (n, d, lr, batch_tokens)):
-            _fail("give N D --lr --batch-tokens or --grid FILE, not both")
-        values, group = read_grid(grid, GRID_COLUMNS, {"lr": "--lr"})
-        return (*values, group)
-    if n is None or d is None or lr is None or batch_tokens is None:
-        _fail(
-            "give N and D with --lr and --batch-tokens (e.g. 1e9 2e10 --lr 2e-3 --batch-tokens "
-            "1M; comma-separated lists give every combination) or --grid FILE"
-        )
-    lists = [split_values(n, "N"), split_values(d, "D"), split_values(lr, "--lr"),
-             split_values(batch_tokens, "--batch-tokens")]  # fmt: skip
-    size = int(np.prod([len(v) for v in lists]))
-    if size > MAX_POINTS:
-        _fail(f"{size} combinations of N, D, --lr and --batch-tokens exceed {MAX_POINTS}")
-    return (*(a.ravel() for a in np.meshgrid(*lists, indexing="ij")), None)
+    usage = ("give N and D with --lr and --batch-tokens (e.g. 1e9 2e10 --lr 2e-3 --batch-tokens "
+             "1M; comma-separated lists give every combination) or --grid FILE")  # fmt: skip
+    given = dict(zip(GRID_COLUMNS, (n, d, lr, batch_tokens)))
+    options = {"lr": "--lr", "batch_tokens": "--batch-tokens"}
+    values, group = read_points(given, grid, usage=usage, options=options)
+    return (*values, group)
 
 
 def load_loss_posterior(path: str | None):
@@ -68,10 +63,8 @@ def _table(post, N, D, lr, bs, group, groups, kind, prob, unconverged, seed):
     import numpy as np
     import pandas as pd
 
-    groups = np.full(len(N), group) if groups is None else np.where(groups == "", group, groups)
     parts, note = [], ""
-    for g in dict.fromkeys(groups):
-        sel = groups == g
+    for g, sel in split_groups(groups, group, len(N)):
         pred = call(
             post.predict_loss, N[sel], D[sel], lr[sel], bs[sel], group=str(g), kind=kind,
             seed=seed, allow_unconverged=unconverged,
@@ -95,6 +88,8 @@ def loss(
         str | None,
         typer.Option("--batch-tokens", help="Batch size in tokens (1M or 1048576); several."),
     ] = None,
+    batch_sequences: BatchSequencesOpt = None,
+    seq_len: SeqLenOpt = 2048,
     grid: Annotated[
         Path | None,
         typer.Option(
@@ -107,7 +102,7 @@ def loss(
         Path | None,
         typer.Option("--out", metavar="FILE", help="Write the table to FILE (.csv or .json)."),
     ] = None,
-    group: Annotated[str, typer.Option(help="Group, e.g. dense, moe/1in8, new.")] = "dense",
+    group: GroupOpt = "dense",
     kind: Annotated[
         str,
         typer.Option(
@@ -116,10 +111,13 @@ def loss(
         ),
     ] = "run",
     prob: Annotated[float, typer.Option(help="Predictive interval mass.")] = 0.9,
-    seed: Annotated[int, typer.Option(help="Seed of the predictive draws.")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the predictive draws.", min=0, max=2**32 - 1)
+    ] = 0,
     posterior: PosteriorOpt = None,
     allow_unconverged: UnconvergedOpt = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    allow_implausible: ImplausibleOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Predict the final loss of a run at (lr, batch) for N parameters and D tokens.
 
@@ -127,7 +125,10 @@ def loss(
     Several runs: comma-separated values (every combination of N, D, --lr and
     --batch-tokens) or `--grid runs.csv` (one run per row); `--out FILE.csv` writes the table.
     """
-    N, D, LR, BS, groups = _points(n, d, lr, batch_tokens, grid)
+    batch, seqs = batch_arg(batch_tokens, batch_sequences, seq_len, several=True)
+    N, D, LR, BS, groups = _points(n, d, lr, batch, grid)
+    check_units(allow_implausible, N=N, D=D, lr=LR, batch_tokens=BS, seq_len=seq_len,
+                batch_sequences=None if seqs is None else BS / seq_len)  # fmt: skip
     if not 0 < prob < 1:
         _fail(f"--prob must be between 0 and 1; got {prob}")
     if kind not in ("run", "mean"):
@@ -143,7 +144,7 @@ def loss(
     if len(table) > 1:
         if as_json:
             records = json.loads(table.to_json(orient="records", double_precision=15))
-            typer.echo(json.dumps({"note": note, "predictions": records}))
+            echo_json({"note": note, "predictions": records})
         elif out is None:
             shown = [c for c in table.columns if not c.endswith("_outside")]
             typer.echo(table[shown].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
@@ -166,7 +167,7 @@ def loss(
             "best_loss_note": best.describe(prob),
             "extrapolation": [x.removeprefix("note: ") for x in notes],
         }
-        typer.echo(json.dumps(payload))
+        echo_json(payload)
         return
     pct = f"{prob:.0%}"
     typer.echo(f"N = {N[0]:.4g} parameters, D = {D[0]:.4g} tokens, group {g}")
@@ -274,6 +275,7 @@ def evaluate_loss(
     """
     import pandas as pd
 
+    from .._io import write_csv, write_text
     from ..evaluate import loss as loss_evaluation
 
     splits = [s.strip() for s in split.split(",") if s.strip()]
@@ -304,10 +306,11 @@ def evaluate_loss(
         table = call(loss_evaluation.run, splits=splits, model=model, chains=chains,
                      draws=draws, tune=tune, seed=seed, progress=not quiet)  # fmt: skip
     if out is not None:
-        table.to_csv(out, index=False)
+        write_csv(table, out, name="--out")
     text = loss_evaluation.report(table)
     if report is not None:
-        report.write_text(text + "\n")
+        write_text(report, text + "\n", name="--report")
     if records is not None:
-        records.write_text(json.dumps(loss_evaluation.to_records(table), indent=1, default=float))
+        write_text(records, json.dumps(loss_evaluation.to_records(table), indent=1, default=float),
+                   name="--records")  # fmt: skip
     typer.echo(text)

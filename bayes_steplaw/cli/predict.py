@@ -12,24 +12,31 @@ import typer
 
 from .._validate import DEFAULT_TOL
 from ._common import (
-    MAX_POINTS,
+    BatchSequencesOpt,
+    GroupOpt,
+    ImplausibleOpt,
+    JsonOpt,
     LossPosteriorOpt,
     ParamsArg,
     PosteriorOpt,
+    SeqLenOpt,
     TokensArg,
     UnconvergedOpt,
     _fail,
     _jsonable,
     _quantities,
     app,
+    batch_arg,
     call,
     check_memory,
     check_output_path,
+    check_units,
+    echo_json,
     extrapolation_notes,
     load_posterior,
     quantity,
-    read_grid,
-    split_values,
+    read_points,
+    split_groups,
     write_table,
 )
 from .loss import loss_summary
@@ -39,20 +46,9 @@ from .loss import loss_summary
 
 def _points(n: str | None, d: str | None, grid: Path | None):
     """The (N, D[, group]) points of a predict call, and whether there is more than one."""
-    import numpy as np
-
-    if grid is not None:
-        if n is not None or d is not None:
-            _fail("give N and D or --grid FILE, not both")
-        (N, D), group = read_grid(grid, ("N", "D"))
-        return N, D, group, True
-    if n is None or d is None:
-        _fail("give N and D (e.g. 7e9 1.4e12), lists of them (1B,7B 100B,1.4T) or --grid FILE")
-    ns, ds = split_values(n, "N"), split_values(d, "D")
-    if len(ns) * len(ds) > MAX_POINTS:
-        _fail(f"{len(ns)} N x {len(ds)} D values exceed {MAX_POINTS} points")
-    N, D = (a.ravel() for a in np.meshgrid(ns, ds, indexing="ij"))
-    return N, D, None, len(N) > 1
+    usage = "give N and D (e.g. 7e9 1.4e12), lists of them (1B,7B 100B,1.4T) or --grid FILE"
+    (N, D), group = read_points({"N": n, "D": d}, grid, usage=usage)
+    return N, D, group, grid is not None or len(N) > 1
 
 
 def _bayes_table(post, N, D, group, groups, seq_len, kind, prob, unconverged):
@@ -68,10 +64,8 @@ def _bayes_table(post, N, D, group, groups, seq_len, kind, prob, unconverged):
             allow_unconverged=unconverged,
         )  # fmt: skip
         return result.to_dataframe(prob=prob), result.describe(prob)
-    groups = np.where(groups == "", group, groups)
     parts, note = [], ""
-    for g in dict.fromkeys(groups):
-        sel = groups == g
+    for g, sel in split_groups(groups, group, len(N)):
         result = call(
             api_predict, N[sel], D[sel], group=g, seq_len=seq_len, kind=kind, posterior=post,
             allow_unconverged=unconverged,
@@ -128,7 +122,7 @@ def predict(
         Path | None,
         typer.Option("--out", metavar="FILE", help="Write the table to FILE (.csv or .json)."),
     ] = None,
-    seq_len: Annotated[int, typer.Option(help="Sequence length in tokens.", min=1)] = 2048,
+    seq_len: SeqLenOpt = 2048,
     method: Annotated[
         str, typer.Option(help="'bayes' (shipped posterior) or 'paper' (published ensemble).")
     ] = "bayes",
@@ -136,9 +130,7 @@ def predict(
         bool, typer.Option(help="With --method paper: print the upstream tool's exact output.")
     ] = False,
     prob: Annotated[float, typer.Option(help="Credible / percentile interval mass.")] = 0.9,
-    group: Annotated[str, typer.Option(help="Group of the posterior, e.g. dense, moe/1in8.")] = (
-        "dense"
-    ),
+    group: GroupOpt = "dense",
     kind: Annotated[
         str | None,
         typer.Option(
@@ -150,7 +142,8 @@ def predict(
     law: Annotated[bool, typer.Option("--law", help="Same as --kind law (old spelling).")] = False,
     posterior: PosteriorOpt = None,
     allow_unconverged: UnconvergedOpt = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    allow_implausible: ImplausibleOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Recommend the peak learning rate and batch size for N parameters and D tokens.
 
@@ -161,6 +154,7 @@ def predict(
     from ..api import DEFAULT_KIND
 
     N, D, groups, many = _points(n, d, grid)
+    check_units(allow_implausible, N=N, D=D)
     if not 0 < prob < 1:
         _fail(f"--prob must be between 0 and 1; got {prob}")
     if out is not None:
@@ -194,7 +188,7 @@ def predict(
     if many:
         if as_json:
             records = json.loads(table.to_json(orient="records", double_precision=15))
-            typer.echo(json.dumps({"note": note, "predictions": records}))
+            echo_json({"note": note, "predictions": records})
         elif out is None:
             shown = [c for c in table.columns if c not in ("seq_len",)]
             typer.echo(table[shown].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
@@ -204,7 +198,7 @@ def predict(
         return
     row = table.iloc[0]
     if as_json:
-        typer.echo(json.dumps({"note": note, **{k: _jsonable(v) for k, v in row.items()}}))
+        echo_json({"note": note, **{k: _jsonable(v) for k, v in row.items()}})
         return
     _print_one(row, N[0], D[0], seq_len, prob, note)
 
@@ -231,19 +225,23 @@ def plateau(
     d: TokensArg,
     lr: Annotated[str, typer.Option("--lr", help="Peak learning rate, e.g. 3e-4.")],
     batch_tokens: Annotated[
-        str, typer.Option("--batch-tokens", help="Batch size in tokens, e.g. 4M or 4194304.")
-    ],
+        str | None,
+        typer.Option("--batch-tokens", help="Batch size in tokens, e.g. 4M or 4194304."),
+    ] = None,
+    batch_sequences: BatchSequencesOpt = None,
+    seq_len: SeqLenOpt = 2048,
     tol: Annotated[
         float, typer.Option(help=f"Relative-loss tolerance ({DEFAULT_TOL} = {DEFAULT_TOL:.2%}).")
     ] = DEFAULT_TOL,
-    group: Annotated[str, typer.Option(help="Group, e.g. dense, moe/1in8, new.")] = "dense",
+    group: GroupOpt = "dense",
     predictive: Annotated[
         bool, typer.Option("--predictive", help="Include run-to-run loss noise.")
     ] = False,
     posterior: PosteriorOpt = None,
     loss_posterior: LossPosteriorOpt = None,
     allow_unconverged: UnconvergedOpt = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    allow_implausible: ImplausibleOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Probability that a run at (lr, batch) finishes within TOL of the setting's best loss.
 
@@ -253,7 +251,9 @@ def plateau(
 
     N, D = _quantities(n, d)
     lr_value = quantity(lr, "--lr")
-    bs_value = quantity(batch_tokens, "--batch-tokens")
+    bs_value, bs_seqs = batch_arg(batch_tokens, batch_sequences, seq_len, required=True)
+    check_units(allow_implausible, N=N, D=D, lr=lr_value, batch_tokens=bs_value,
+                batch_sequences=bs_seqs, seq_len=seq_len)  # fmt: skip
     post = load_posterior(posterior, "landscape")
     _check_landscape_args(tol, group, post)
     p = call(
@@ -281,7 +281,7 @@ def plateau(
             "extrapolation": [note.removeprefix("note: ") for note in notes],
             **loss_record,
         }
-        typer.echo(json.dumps(payload))
+        echo_json(payload)
         return
     typer.echo(f"N = {N:.4g} parameters, D = {D:.4g} tokens, group {group}")
     typer.echo(f"  lr {lr_value:.3e}, batch {bs_value:.4g} tokens")
@@ -304,15 +304,17 @@ def recommend(
         str | None,
         typer.Option("--batch-tokens", help="Fix the batch size (tokens); choose the lr for it."),
     ] = None,
+    batch_sequences: BatchSequencesOpt = None,
     tol: Annotated[
         float, typer.Option(help="Relative-loss tolerance of the plateau probability.")
     ] = DEFAULT_TOL,
-    group: Annotated[str, typer.Option(help="Group, e.g. dense, moe/1in8, new.")] = "dense",
-    seq_len: Annotated[int, typer.Option(help="Sequence length in tokens.", min=1)] = 2048,
+    group: GroupOpt = "dense",
+    seq_len: SeqLenOpt = 2048,
     posterior: PosteriorOpt = None,
     loss_posterior: LossPosteriorOpt = None,
     allow_unconverged: UnconvergedOpt = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    allow_implausible: ImplausibleOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """The (lr, batch) of least expected relative loss; with --batch-tokens, the best lr.
 
@@ -321,7 +323,9 @@ def recommend(
     from ..api import recommend as api_recommend
 
     N, D = _quantities(n, d)
-    bs_value = None if batch_tokens is None else quantity(batch_tokens, "--batch-tokens")
+    bs_value, bs_seqs = batch_arg(batch_tokens, batch_sequences, seq_len)
+    check_units(allow_implausible, N=N, D=D, batch_tokens=bs_value, batch_sequences=bs_seqs,
+                seq_len=seq_len)  # fmt: skip
     post = load_posterior(posterior, "landscape")
     _check_landscape_args(tol, group, post)
     rec = call(
@@ -335,7 +339,7 @@ def recommend(
     if as_json:
         payload = rec.to_dict() | {"extrapolation": [x.removeprefix("note: ") for x in notes]}
         payload |= loss_record
-        typer.echo(json.dumps(payload))
+        echo_json(payload)
         return
     typer.echo(f"N = {N:.4g} parameters, D = {D:.4g} tokens, group {group}")
     typer.echo(f"  peak lr          {rec.lr:.3e}")
@@ -370,17 +374,18 @@ def plan_sweep(
     batch_step: Annotated[
         float, typer.Option("--grid-batch-step", help="Ratio between neighbouring grid batches.")
     ] = 2.0,
-    group: Annotated[str, typer.Option(help="Group, e.g. dense, moe/1in8, new.")] = "dense",
+    group: GroupOpt = "dense",
     tol: Annotated[
         float, typer.Option(help="Relative-loss tolerance of the plateau probabilities.")
     ] = DEFAULT_TOL,
-    seq_len: Annotated[int, typer.Option(help="Sequence length in tokens.", min=1)] = 2048,
+    seq_len: SeqLenOpt = 2048,
     posterior: PosteriorOpt = None,
     allow_unconverged: UnconvergedOpt = False,
+    allow_implausible: ImplausibleOpt = False,
     out: Annotated[
         Path | None, typer.Option("--out", metavar="FILE", help="Write the plan (.csv or .json).")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """K (lr, batch) runs at N, D chosen to make the best of them as good as possible.
 
@@ -391,6 +396,7 @@ def plan_sweep(
     from ..plan import plan_sweep as api_plan
 
     N, D = _quantities(n, d)
+    check_units(allow_implausible, N=N, D=D)
     if out is not None:
         check_output_path(out, "--out")
     for name, value in (("--grid-lr-step", lr_step), ("--grid-batch-step", batch_step)):
@@ -423,7 +429,7 @@ def plan_sweep(
             "runs": json.loads(table.to_json(orient="records", double_precision=15)),
             "extrapolation": [x.removeprefix("note: ") for x in extrapolation_notes(post, N, D)],
         }
-        typer.echo(json.dumps(payload))
+        echo_json(payload)
         return
     typer.echo(
         f"N = {N:.4g} parameters, D = {D:.4g} tokens, group {group}: {runs} run(s) from "

@@ -406,7 +406,7 @@ def read_sweeps(
         )
     if problems:
         raise SweepValidationError(problems)
-    for message in batch_unit_warnings(frame):
+    for message in batch_unit_warnings(frame) + constant_loss_warnings(frame):
         warnings.warn(message, SweepWarning, stacklevel=2)
     return _finish(frame)
 
@@ -418,6 +418,36 @@ def unqueryable(values: pd.Series) -> pd.Series:
     for sep in SEPARATORS:
         bad |= text.str.contains(sep, regex=False)
     return bad.fillna(False).astype(bool)
+
+
+def constant_loss_warnings(sweeps: pd.DataFrame) -> list[str]:
+    """Losses that carry no information: the same in every run of the table, or of a setting.
+
+    A fit learns where the loss is lowest; a setting whose runs all report one loss says
+    nothing about that (a constant column, a loss column mapped to the wrong field).
+    """
+    if "loss" not in sweeps:
+        return []
+    loss = pd.to_numeric(sweeps["loss"], errors="coerce")
+    if loss.isna().all():
+        return []
+    if loss.nunique() == 1:
+        return [
+            f"every run has the same loss ({loss.dropna().iloc[0]:.6g}): the losses carry no "
+            f"information on the optimum; check that the loss column holds each run's final "
+            f"loss (fit --column loss=YOURS, or columns={{'loss': yours}})"
+        ]
+    if "setting" not in sweeps:
+        return []
+    flat = loss.groupby(sweeps["setting"]).nunique()
+    flat = sorted(flat[flat == 1].index.astype(str))
+    if not flat:
+        return []
+    more = f" and {len(flat) - 5} more" if len(flat) > 5 else ""
+    return [
+        f"setting(s) {flat[:5]}{more}: every run of the setting has the same loss, which "
+        f"carries no information on where its optimum is"
+    ]
 
 
 def batch_unit_warnings(sweeps: pd.DataFrame) -> list[str]:

@@ -119,8 +119,10 @@ class Evaluation:
 
     def to_csv(self, path: str | Path) -> Path:
         """Write :attr:`table` (one row per (split, fold, method, setting))."""
+        from .._io import write_csv
+
         path = Path(path)
-        self.table.to_csv(path, index=False)
+        write_csv(self.table, path)  # atomic, text cells that would run as formulas escaped
         return path
 
     # ------------------------------------------------------------------ helpers
