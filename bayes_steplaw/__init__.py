@@ -5,11 +5,11 @@ The public API. Fitting imports PyMC lazily; loading and predicting never do.
 
 from __future__ import annotations
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 from ._validate import DEFAULT_PROB, DEFAULT_SEQ_LEN, DEFAULT_TOL, UnitSlipWarning
 from .api import (
-    DEFAULT_KIND,
+    batch_cost,
     best_loss,
     fit,
     plateau_probability,
@@ -17,17 +17,17 @@ from .api import (
     predict_loss,
     recommend,
 )
-from .bayes.answers import ExcessLoss, PlateauRegion, Recommendation
-from .bayes.compare import compare_curvatures
+from .bayes.answers import Recommendation
+from .bayes.compare import compare_models
 from .bayes.hierarchy import Hierarchy
-from .bayes.landscape import LandscapeModel, LandscapePosterior
-from .bayes.law import Prediction, StepLawPosterior
-from .bayes.loss import LossModel, LossPosterior
+from .bayes.law import StepLawPosterior
+from .bayes.loss import LossPosterior
+from .bayes.loss_model import LossModel
 from .bayes.model import Model
 from .bayes.optimum import OptimumModel, OptimumPosterior
 from .bayes.posterior import Posterior, PosteriorFileError, load, load_default
+from .bayes.predictive import Draws
 from .bayes.sampling import ConvergenceError, ConvergenceWarning
-from .bayes.surface import BestLoss, LossPrediction
 from .bootstrap import BootstrapOLS, DegenerateResampleWarning, reproduction_table
 from .datasets.registry import DataError
 from .datasets.simulate import Bowl, TrueLaw, simulate_sweeps
@@ -46,35 +46,28 @@ from .plan import SweepPlan, plan_sweep
 from .transfer import USER_PREFIX, UnidentifiableSweepError, pool_with_released
 
 __all__ = [
-    "DEFAULT_KIND",
     "DEFAULT_PROB",
     "DEFAULT_SEQ_LEN",
     "DEFAULT_TOL",
     "USER_PREFIX",
-    "BestLoss",
     "BootstrapOLS",
     "Bowl",
     "ConvergenceError",
     "ConvergenceWarning",
     "DataError",
     "DegenerateResampleWarning",
+    "Draws",
     "Evaluation",
-    "ExcessLoss",
     "Hierarchy",
-    "LandscapeModel",
-    "LandscapePosterior",
     "LogProblemsError",
     "LossModel",
     "LossPosterior",
-    "LossPrediction",
     "MethodPrediction",
     "Model",
     "OptimumModel",
     "OptimumPosterior",
-    "PlateauRegion",
     "Posterior",
     "PosteriorFileError",
-    "Prediction",
     "Recommendation",
     "StepLawPosterior",
     "SweepPlan",
@@ -84,9 +77,10 @@ __all__ = [
     "UnidentifiableSweepError",
     "UnitSlipWarning",
     "__version__",
+    "batch_cost",
     "best_loss",
     "collect_logs",
-    "compare_curvatures",
+    "compare_models",
     "evaluate",
     "find_runs",
     "fit",

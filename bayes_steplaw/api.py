@@ -1,8 +1,12 @@
-"""The top-level workflows: predict, plateau probability, recommend, the loss of a run and fit.
+"""The top-level workflows: thin adapters over the methods of one posterior, and fit.
 
-``bayes_steplaw.predict(7e9, 1.4e12)`` answers from the posterior that ships with the package,
-loaded on first use and kept for the process; ``posterior=`` takes a path (from ``fit``) or a
-loaded posterior instead. Nothing here imports PyMC or ArviZ, except :func:`fit`.
+``bayes_steplaw.predict(7e9, 1.4e12)`` answers from the loss posterior that ships with the
+package, loaded on first use and kept for the process; ``posterior=`` takes a path (from
+``fit``) or a loaded posterior instead. Each function checks its inputs for likely unit slips
+(:func:`bayes_steplaw._validate.check_plausible`), resolves the posterior and the group, and
+calls the posterior's method of the same name with the same arguments
+(``tests/test_api.py`` checks that the signatures agree). Nothing here imports PyMC or ArviZ,
+except :func:`fit`.
 """
 
 from __future__ import annotations
@@ -15,24 +19,18 @@ from typing import TYPE_CHECKING, Any
 
 from numpy.typing import ArrayLike
 
-from ._validate import DEFAULT_SEQ_LEN, DEFAULT_TOL, check_plausible
+from ._validate import DEFAULT_TOL, check_plausible
 from .bayes import posterior as posterior_module
-from .bayes.answers import Recommendation
+from .bayes.answers import SWEEP_GRID, Recommendation
 from .bayes.design import DEFAULT_GROUPS
-from .bayes.landscape import LandscapePosterior
-from .bayes.law import Prediction, StepLawPosterior
+from .bayes.law import StepLawPosterior
 from .bayes.loss import LossPosterior
 from .bayes.posterior import Posterior
-from .bayes.surface import BestLoss, LossPrediction
+from .bayes.predictive import Draws
 from .transfer import USER_PREFIX
 
 if TYPE_CHECKING:
     import pandas as pd
-
-DEFAULT_KIND = None
-"""What :func:`predict`'s interval is about unless told: ``None``, the posterior's own
-``default_kind`` (``"sweep"``, the best run a grid sweep finds, for optimum posteriors that
-model it, as the shipped one does; ``"centre"`` otherwise; see ``StepLawPosterior.predict``)."""
 
 PosteriorLike = str | os.PathLike | Posterior | None
 
@@ -42,7 +40,7 @@ _FILES: OrderedDict[tuple, Posterior] = OrderedDict()  # (path, mtime, size) -> 
 _MAX_FILES = 8
 
 
-def shipped(model: str = "optimum") -> Posterior:
+def shipped(model: str = "loss") -> Posterior:
     """The shipped posterior of ``model``, loaded once per process (thread-safe)."""
     # looked up at call time and part of the key: a replaced load_default (a test, an
     # application shipping its own models) is honoured rather than shadowed by the cache
@@ -78,21 +76,19 @@ def _from_file(path: str | os.PathLike, cls: type[Posterior]) -> Posterior:
     return cached
 
 
-_NEEDS: dict[str, type[Posterior]] = {"landscape": LandscapePosterior, "loss": LossPosterior}
+_NEEDS: dict[str, type[Posterior]] = {"law": StepLawPosterior, "loss": LossPosterior}
 
 
-def resolve_posterior(posterior: PosteriorLike, need: str) -> StepLawPosterior:
+def resolve_posterior(posterior: PosteriorLike, need: str = "loss") -> StepLawPosterior:
     """The posterior a workflow answers from.
 
     Parameters
     ----------
     posterior : path, Posterior or None
-        None: the shipped one (``"optimum"`` for ``need="law"``); a path: that file; a loaded
-        posterior: itself.
-    need : {"law", "landscape", "loss"}
-        ``"law"``: any Step-Law posterior (every model predicts the optimum); ``"landscape"``:
-        a landscape posterior (plateau probabilities, recommendations, planned sweeps);
-        ``"loss"``: a loss posterior (the loss of a run, the best loss, divergence).
+        None: the shipped loss posterior; a path: that file; a loaded posterior: itself.
+    need : {"loss", "law"}
+        ``"loss"``: a loss posterior (every answer); ``"law"``: any Step-Law posterior (the
+        optimum model's too: :func:`predict` only).
 
     Raises
     ------
@@ -102,15 +98,14 @@ def resolve_posterior(posterior: PosteriorLike, need: str) -> StepLawPosterior:
     TypeError
         A loaded posterior of the wrong kind.
     """
-    cls = _NEEDS.get(need, StepLawPosterior)
+    cls = _NEEDS[need]
     if posterior is None:
-        posterior = shipped(need if need in _NEEDS else "optimum")
+        posterior = shipped("loss")
     if isinstance(posterior, Posterior):
         if not isinstance(posterior, cls):
             raise TypeError(
-                f"this needs a {need} posterior; got a {type(posterior).__name__}. Fit one "
-                f"with bayes_steplaw.fit(sweeps, model={need!r}) or `bayes-steplaw fit SWEEPS "
-                f"--model {need}`"
+                f"this needs a loss posterior; got a {type(posterior).__name__}. Fit one with "
+                f"bayes_steplaw.fit(sweeps) or `bayes-steplaw fit SWEEPS`"
             )
         return posterior
     if isinstance(posterior, (str, os.PathLike)):
@@ -144,42 +139,40 @@ def predict(
     D: ArrayLike,
     *,
     group: str = "dense",
-    kind: str | None = DEFAULT_KIND,
-    seq_len: int = DEFAULT_SEQ_LEN,
-    grid: tuple[float, float] | None = None,
+    kind: str | None = None,
+    seq_len: int | None = None,
     posterior: PosteriorLike = None,
     seed: int = 0,
     allow_unconverged: bool = False,
-) -> Prediction:
-    """Posterior-predictive optimal peak learning rate and batch size at (N, D).
+) -> Draws:
+    """The optimal peak learning rate and batch size at (N, D), with their uncertainty.
 
     Parameters
     ----------
-    N, D : float or array-like
-        Non-embedding parameters and training tokens; broadcast together.
+    N, D : float, str or array-like
+        Non-embedding parameters and training tokens (``7e9`` or ``"7B"``); broadcast
+        together (xarray inputs by dimension name).
     group : str
         ``"dense"``, ``"moe"``, ``"moe/1in8"``, ... or ``"new"``; for a posterior pooled with
         the released data, your groups are ``"user:<name>"``.
-    kind : str, optional
-        What the interval is about: ``"sweep"``, the best run a grid sweep around the optimum
-        will find (optimum model); ``"centre"``, the optimum (plateau centre) of a new
-        setting; ``"law"``, the law itself. Default (:data:`DEFAULT_KIND`): the posterior's
-        ``default_kind``, ``"sweep"`` for the shipped one.
-    seq_len : int
-        Sequence length, to express the batch in sequences.
-    grid : (float, float), optional
-        With ``kind="sweep"``: the sweep's lr and batch steps (default √2 and 2).
+    kind : {"sweep", "optimum", "law"}, optional
+        What the interval is about: ``"sweep"`` (default), the best run a grid sweep of a new
+        setting will find; ``"optimum"``, the optimum of a new setting (the argmin of its
+        expected loss); ``"law"``, the law's optimum.
+    seq_len : int, optional
+        Sequence length, to express the batch in sequences (default: the fit's).
     posterior : path or Posterior, optional
-        Default: the shipped optimum posterior (loaded once).
+        Default: the shipped loss posterior (loaded once). An optimum posterior answers too.
     seed : int
-        Seed of the draws for new groups and setting scatter.
+        Seed of the draws for new groups, setting scatter and simulated sweeps.
     allow_unconverged : bool
         Answer from a posterior that failed its convergence gate.
 
     Returns
     -------
-    Prediction
-        ``.median()``, ``.interval(prob)``, ``.to_dataframe(prob)``, ``.describe(prob)``.
+    Draws
+        ``lr``, ``batch_tokens``, ``batch_sequences``: ``.median()``, ``.interval(prob)``,
+        ``.to_dataframe(prob)``, ``.describe(prob)``, ``.draws``.
 
     Examples
     --------
@@ -188,101 +181,9 @@ def predict(
     """
     check_plausible(N=N, D=D)
     post = resolve_posterior(posterior, "law")
-    extra = {} if grid is None else {"grid": grid}
     return post.predict(
         N, D, group=check_group(post, group), kind=kind, seq_len=seq_len, seed=seed,
-        allow_unconverged=allow_unconverged, **extra,
-    )  # fmt: skip
-
-
-def plateau_probability(
-    N: ArrayLike,
-    D: ArrayLike,
-    lr: ArrayLike,
-    batch_tokens: ArrayLike,
-    *,
-    tol: float = DEFAULT_TOL,
-    group: str = "dense",
-    predictive: bool = False,
-    posterior: PosteriorLike = None,
-    seed: int = 0,
-    allow_unconverged: bool = False,
-) -> Any:
-    """Probability that a run at (lr, batch) ends within ``tol`` of its setting's best loss.
-
-    Parameters
-    ----------
-    N, D, lr, batch_tokens : float or array-like
-        Settings and runs (peak learning rate, batch size in tokens); all broadcast together.
-    tol : float
-        Relative-loss tolerance (default 0.0025, the paper's 0.25%).
-    group : str
-        Group name, as in :func:`predict`.
-    predictive : bool
-        Include the run's own loss noise.
-    posterior : path or LandscapePosterior, optional
-        Default: the shipped landscape posterior (loaded once).
-    seed : int
-        Seed of the setting-scatter (and noise) draws.
-    allow_unconverged : bool
-        Answer from a posterior that failed its convergence gate.
-
-    Returns
-    -------
-    numpy.ndarray or numpy.float64
-        With the broadcast shape of the inputs.
-    """
-    check_plausible(N=N, D=D, lr=lr, batch_tokens=batch_tokens)
-    post = resolve_posterior(posterior, "landscape")
-    return post.plateau_probability(
-        N, D, lr, batch_tokens, tol=tol, group=check_group(post, group), predictive=predictive,
-        seed=seed, allow_unconverged=allow_unconverged,
-    )  # fmt: skip
-
-
-def recommend(
-    N: ArrayLike,
-    D: ArrayLike,
-    *,
-    batch_tokens: ArrayLike | None = None,
-    group: str = "dense",
-    tol: float = DEFAULT_TOL,
-    seq_len: int = DEFAULT_SEQ_LEN,
-    posterior: PosteriorLike = None,
-    seed: int = 0,
-    allow_unconverged: bool = False,
-) -> Recommendation:
-    """The (lr, batch) of least posterior expected relative loss; with ``batch_tokens``, the lr.
-
-    Parameters
-    ----------
-    N, D : float or array-like
-        Settings; broadcast together (and with ``batch_tokens``).
-    batch_tokens : float or array-like, optional
-        A batch size fixed by other constraints; the recommendation is then the best lr for it.
-    group : str
-        Group name, as in :func:`predict`.
-    tol : float
-        Tolerance of the reported plateau probability.
-    seq_len : int
-        Sequence length, to express the batch in sequences.
-    posterior : path or LandscapePosterior, optional
-        Default: the shipped landscape posterior (loaded once).
-    seed : int
-        Seed of the setting-scatter draws.
-    allow_unconverged : bool
-        Answer from a posterior that failed its convergence gate.
-
-    Returns
-    -------
-    Recommendation
-        ``.lr``, ``.batch_tokens``, ``.plateau_probability``, ..., ``.to_dataframe()``.
-    """
-    check_plausible(N=N, D=D, batch_tokens=batch_tokens)
-    post = resolve_posterior(posterior, "landscape")
-    return post.recommend(
-        N, D, batch_tokens=batch_tokens, group=check_group(post, group), tol=tol,
-        seq_len=seq_len, seed=seed, allow_unconverged=allow_unconverged,
+        allow_unconverged=allow_unconverged,
     )  # fmt: skip
 
 
@@ -297,30 +198,25 @@ def predict_loss(
     posterior: PosteriorLike = None,
     seed: int = 0,
     allow_unconverged: bool = False,
-) -> LossPrediction:
+) -> Draws:
     """The final loss a run at (lr, batch) will report at (N, D), and its odds of diverging.
 
     Parameters
     ----------
-    N, D, lr, batch_tokens : float or array-like
+    N, D, lr, batch_tokens : float, str or array-like
         Setting and run (peak learning rate, batch size in tokens); all four broadcast.
     group : str
         Group name, as in :func:`predict`.
     kind : {"run", "mean"}
         ``"run"``: the smoothed final loss the run will report, run noise included, given
         that it does not diverge; ``"mean"``: its expected value.
-    posterior : path or LossPosterior, optional
-        Default: the shipped loss posterior (``models/loss.nc``, loaded once).
-    seed : int
-        Seed of the new setting's scatter and of the run-noise draws.
-    allow_unconverged : bool
-        Answer from a posterior that failed its convergence gate.
+    posterior, seed, allow_unconverged
+        As in :func:`predict`.
 
     Returns
     -------
-    LossPrediction
-        ``median()``, ``interval(prob)``, ``p_diverge()``, ``to_dataframe(prob)``,
-        ``describe(prob)``.
+    Draws
+        Quantity ``loss``, probability ``p_diverge``.
 
     Examples
     --------
@@ -328,7 +224,7 @@ def predict_loss(
     >>> bsl.predict_loss(1e9, 2e10, 2e-3, 2**20).to_dataframe()  # doctest: +SKIP
     """
     check_plausible(N=N, D=D, lr=lr, batch_tokens=batch_tokens)
-    post = resolve_posterior(posterior, "loss")
+    post = resolve_posterior(posterior)
     return post.predict_loss(
         N, D, lr, batch_tokens, group=check_group(post, group), kind=kind, seed=seed,
         allow_unconverged=allow_unconverged,
@@ -344,37 +240,101 @@ def best_loss(
     posterior: PosteriorLike = None,
     seed: int = 0,
     allow_unconverged: bool = False,
-) -> BestLoss:
+) -> Draws:
     """The best loss L*(N, D): the bottom of a setting's loss surface.
 
-    Parameters
-    ----------
-    N, D : float or array-like
-        Settings; broadcast together.
-    group : str
-        Group name, as in :func:`predict`.
-    kind : {"best", "law"}
-        ``"best"``: L* of a new setting (its scatter around the law included); ``"law"``:
-        the law's own uncertainty.
-    posterior, seed, allow_unconverged
-        As in :func:`predict_loss`.
-
-    Returns
-    -------
-    BestLoss
-        ``median()``, ``interval(prob)``, ``to_dataframe(prob)``, ``describe(prob)``.
+    ``kind="best"``: of a new setting (its scatter around the law included); ``"best-law"``:
+    of the law itself. Other parameters as in :func:`predict`. Quantity ``loss_star``.
     """
     check_plausible(N=N, D=D)
-    post = resolve_posterior(posterior, "loss")
+    post = resolve_posterior(posterior)
     return post.best_loss(
         N, D, group=check_group(post, group), kind=kind, seed=seed,
         allow_unconverged=allow_unconverged,
     )  # fmt: skip
 
 
+def recommend(
+    N: ArrayLike,
+    D: ArrayLike,
+    *,
+    lr: ArrayLike | None = None,
+    batch_tokens: ArrayLike | None = None,
+    group: str = "dense",
+    tol: float = DEFAULT_TOL,
+    seq_len: int | None = None,
+    posterior: PosteriorLike = None,
+    seed: int = 0,
+    allow_unconverged: bool = False,
+) -> Recommendation:
+    """The (lr, batch) of least posterior expected loss (the Bayes decision); with
+    ``batch_tokens`` (or ``lr``) fixed, the best lr (batch) for it.
+
+    Returns
+    -------
+    Recommendation
+        ``.lr``, ``.batch_tokens``, ``.expected_excess``, ``.cost``,
+        ``.plateau_probability``, ``.p_diverge``, ..., ``.to_dataframe()``, ``.to_dict()``.
+    """
+    check_plausible(N=N, D=D, lr=lr, batch_tokens=batch_tokens)
+    post = resolve_posterior(posterior)
+    return post.recommend(
+        N, D, lr=lr, batch_tokens=batch_tokens, group=check_group(post, group), tol=tol,
+        seq_len=seq_len, seed=seed, allow_unconverged=allow_unconverged,
+    )  # fmt: skip
+
+
+def plateau_probability(
+    N: ArrayLike,
+    D: ArrayLike,
+    lr: ArrayLike,
+    batch_tokens: ArrayLike,
+    *,
+    tol: float = DEFAULT_TOL,
+    group: str = "dense",
+    reference: str = "optimum",
+    sweep_grid: tuple = SWEEP_GRID,
+    posterior: PosteriorLike = None,
+    seed: int = 0,
+    allow_unconverged: bool = False,
+):
+    """Probability that a run at (lr, batch) lands on the plateau: within ``tol`` of L*
+    (``reference="optimum"``) or of the best run of a sweep (``reference="sweep"``).
+
+    Returns an :class:`xarray.DataArray` with the inputs' dimensions; its ``attrs["about"]``
+    names the event.
+    """
+    check_plausible(N=N, D=D, lr=lr, batch_tokens=batch_tokens)
+    post = resolve_posterior(posterior)
+    return post.plateau_probability(
+        N, D, lr, batch_tokens, tol=tol, group=check_group(post, group), reference=reference,
+        sweep_grid=sweep_grid, seed=seed, allow_unconverged=allow_unconverged,
+    )  # fmt: skip
+
+
+def batch_cost(
+    N: float,
+    D: float,
+    batch_tokens: ArrayLike,
+    *,
+    group: str = "dense",
+    posterior: PosteriorLike = None,
+    seed: int = 0,
+    allow_unconverged: bool = False,
+) -> pd.DataFrame:
+    """What fixed batches cost at one setting: the best lr for each and the increase of the
+    expected loss over the best (lr, batch)."""
+    check_plausible(N=N, D=D, batch_tokens=batch_tokens)
+    post = resolve_posterior(posterior)
+    return post.batch_cost(
+        N, D, batch_tokens, group=check_group(post, group), seed=seed,
+        allow_unconverged=allow_unconverged,
+    )  # fmt: skip
+
+
 def fit(
     sweeps: pd.DataFrame | str | os.PathLike,
-    model: str = "optimum",
+    model: str = "loss",
     groups: tuple[str, ...] | list[str] | None = None,
     *,
     with_released: bool = False,
@@ -391,8 +351,9 @@ def fit(
     sweeps : DataFrame or path
         Your sweep table (a CSV path is read with :func:`bayes_steplaw.read_sweeps`, mapping
         ``columns``).
-    model : {"optimum", "landscape", "loss"}
-        As in :func:`bayes_steplaw.bayes.model.fit`.
+    model : {"loss", "optimum"}
+        As in :func:`bayes_steplaw.bayes.model.fit`: ``"loss"`` (default), the model every
+        answer uses; ``"optimum"`` for tables of each setting's best runs only.
     groups : sequence of str, optional
         Your group columns, outermost first; default ``("family", "variant")``.
     with_released : bool

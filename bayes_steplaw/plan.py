@@ -1,13 +1,15 @@
 """Plan the next sweep: K (lr, batch) runs at a new scale that most likely include a good one.
 
-The landscape posterior gives, per draw, where the optimum of a new setting is and the shape of
-its bowl; a run at (lr, batch) then has relative excess loss q (``bayes.bowl.quadratic``). Of K
-runs, the one that counts is the best: the plan minimises the posterior expectation of
-min over the K runs of q, greedily (each step adds the grid point of largest expected
-improvement over the runs chosen so far). The first point is the single best guess; the next
-ones hedge where the posterior puts the optimum if the first guess is wrong, which is what a
-sweep is for. Single-run exchanges then refine the greedy set (a swap is kept when it lowers
-the objective), and the result is listed in greedy order.
+The loss posterior gives, per draw, the loss surface of a new setting
+(:meth:`bayes_steplaw.LossPosterior.surface`); a run at (lr, batch) then has relative excess
+loss ``e`` (``q`` if it does not diverge, 0.5 if it does: the expected loss of
+:mod:`bayes_steplaw.bayes.answers`, relative to L*). Of K runs, the one that counts is the
+best: the plan minimises the posterior expectation of min over the K runs of e, greedily (each
+step adds the grid point of largest expected improvement over the runs chosen so far). The
+first point is the single best guess; the next ones hedge where the posterior puts the optimum
+if the first guess is wrong, which is what a sweep is for. Single-run exchanges then refine the
+greedy set (a swap is kept when it lowers the objective), and the result is listed in greedy
+order.
 
 Candidates lie on a grid of powers of the steps (``lr_step ** i``, ``batch_step ** j`` tokens):
 with the default √2 and 2 the lr grid is the released data's ``2^(-k/2)`` and batches are
@@ -33,7 +35,8 @@ from ._validate import (
     scalar,
 )
 from .api import PosteriorLike, check_group, resolve_posterior
-from .bayes.bowl import quadratic
+from .bayes.answers import DIVERGED_EXCESS, Surface
+from .bayes.surface import sigmoid
 
 MAX_CELLS = 20_000_000
 """Largest (candidates x posterior draws) array a plan evaluates (160 MB of float64; a few
@@ -47,9 +50,9 @@ class SweepPlan:
     """K planned runs at one setting, in the order the greedy search chose them.
 
     ``points`` has one row per run: ``lr``, ``batch_tokens``, ``batch_sequences``,
-    ``expected_relative_loss`` of that run alone, ``plateau_probability`` of that run alone
-    (P(q <= tol)), and, cumulatively over the runs so far, ``expected_best_relative_loss``
-    (E[min q]) and ``prob_any_within_tol`` (P(min q <= tol)).
+    ``expected_relative_loss`` of that run alone (E[e]), ``plateau_probability`` of that run
+    alone (P(it does not diverge and q <= tol)), and, cumulatively over the runs so far,
+    ``expected_best_relative_loss`` (E[min e]) and ``prob_any_within_tol`` (P(min e <= tol)).
     """
 
     N: float
@@ -81,15 +84,35 @@ class SweepPlan:
         return pd.concat([front, self.points.reset_index(drop=True)], axis=1)
 
 
-def _axis(log_values: np.ndarray, step: float, name: str) -> np.ndarray:
-    """Powers of ``step`` covering the draws' spread of a log optimum."""
-    if not (isinstance(step, (int, float)) and math.isfinite(step) and step > 1):
-        raise ValueError(f"{name} must be a grid ratio > 1 (e.g. 1.414 or 2); got {step!r}")
+def _axis(log_values: np.ndarray, step: float, name: str, limit: int) -> np.ndarray:
+    """Powers of ``step`` covering the draws' spread of a log optimum; refused (naming
+    ``name``) before anything is allocated when more than ``limit`` values would be needed."""
+    if isinstance(step, bool) or not (
+        isinstance(step, (int, float)) and math.isfinite(step) and 1 < step <= 1e3
+    ):
+        raise ValueError(f"{name} must be a grid ratio between 1 and 1000 (e.g. 1.414 or 2); "
+                         f"got {step!r}")  # fmt: skip
     centre = float(np.median(log_values))
-    half = SPAN_SD * float(np.std(log_values)) + 2 * math.log(step)
     log_step = math.log(step)
+    half = SPAN_SD * float(np.std(log_values)) + 2 * log_step
     lo, hi = math.floor((centre - half) / log_step), math.ceil((centre + half) / log_step)
+    if hi - lo + 1 > limit:
+        raise ValueError(
+            f"{name}={step!r} makes {hi - lo + 1:.3g} grid values over the posterior of the "
+            f"optimum (at most {limit} are evaluated); use a larger {name}"
+        )
     return np.arange(lo, hi + 1) * log_step
+
+
+def excess_draws(surface: Surface, N: float, D: float, log_lr, log_bs) -> np.ndarray:
+    """Per candidate run and draw, the relative excess loss ``e`` (q, or 0.5 if it
+    diverges, weighted by its probability): (candidates, draws)."""
+    n = len(log_lr)
+    at = surface.at(np.full(n, N), np.full(n, D), np.reshape(log_lr, (n, 1)),
+                    np.reshape(log_bs, (n, 1)))  # fmt: skip
+    p = sigmoid(at["logit"])
+    with np.errstate(invalid="ignore"):
+        return np.where(p < 1, (1 - p) * at["q"], 0.0) + p * DIVERGED_EXCESS
 
 
 def _greedy(q: np.ndarray, runs: int) -> list[int]:
@@ -174,8 +197,8 @@ def plan_sweep(
         Tolerance of the reported plateau probabilities.
     seq_len : int
         Sequence length, to express batches in sequences.
-    posterior : path or LandscapePosterior, optional
-        Default: the shipped landscape posterior.
+    posterior : path or LossPosterior, optional
+        Default: the shipped loss posterior.
     seed : int
         Seed of the setting-scatter draws.
     allow_unconverged : bool
@@ -196,25 +219,18 @@ def plan_sweep(
     N, D = scalar(N, "N"), scalar(D, "D")
     runs = check_count(runs, "runs")
     tol, seq_len = check_tol(tol), check_seq_len(seq_len)
-    post = resolve_posterior(posterior, "landscape")
+    post = resolve_posterior(posterior)
     group = check_group(post, group)
     post.gate(allow_unconverged)
-    g = post.bowl(N, D, group, seed)
-    lr_axis = _axis(g["m_lr"], lr_step, "lr_step")
-    bs_axis = _axis(g["m_bs"], batch_step, "batch_step")
-    cells = grid_size(len(lr_axis), len(bs_axis), post.n_samples)
-    if cells > MAX_CELLS:
-        raise ValueError(
-            f"the candidate grid ({len(lr_axis)} lr x {len(bs_axis)} batch values x "
-            f"{post.n_samples} posterior draws = {cells:.3g} cells) exceeds {MAX_CELLS:.3g}; "
-            f"use a larger lr_step or batch_step"
-        )
+    surface = post.surface(group, seed=seed)
+    m_lr, m_bs = (m[0] for m in surface.optimum(np.array([N]), np.array([D])))
+    limit = MAX_CELLS // post.n_samples
+    lr_axis = _axis(m_lr, lr_step, "lr_step", limit)
+    bs_axis = _axis(m_bs, batch_step, "batch_step", limit // len(lr_axis))
     ll, bb = (a.ravel() for a in np.meshgrid(lr_axis, bs_axis, indexing="ij"))
     if runs > len(ll):
         raise ValueError(f"runs ({runs}) exceeds the {len(ll)} candidates of the grid")
-    x = ll[:, None] - g["m_lr"]
-    y = bb[:, None] - g["m_bs"]
-    q = quadratic(x, y, g["a"], g["b"], g["h"], g["k"])  # (candidates, draws)
+    q = excess_draws(surface, N, D, ll, bb)  # (candidates, draws)
     chosen = _order(q, _exchange(q, _greedy(q, runs)))
     rows = []
     best = np.full(q.shape[1], np.inf)
@@ -253,12 +269,12 @@ def evaluate_points(
     The same posterior quantities :func:`plan_sweep` optimises, for comparing plans.
     """
     tol = check_tol(tol)
-    post = resolve_posterior(posterior, "landscape")
+    post = resolve_posterior(posterior)
     post.gate(allow_unconverged)
-    g = post.bowl(N, D, check_group(post, group), seed)
+    surface = post.surface(check_group(post, group), seed=seed)
     (lr, bs), _ = broadcast({"lr": lr, "batch_tokens": batch_tokens})
-    lr, bs = np.log(lr.ravel())[:, None], np.log(bs.ravel())[:, None]
-    q = quadratic(lr - g["m_lr"], bs - g["m_bs"], g["a"], g["b"], g["h"], g["k"])
+    q = excess_draws(surface, scalar(N, "N"), scalar(D, "D"), np.log(lr.ravel()),
+                     np.log(bs.ravel()))  # fmt: skip
     best = q.min(axis=0)
     return {
         "expected_best_relative_loss": float(best.mean()),

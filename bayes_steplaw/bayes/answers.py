@@ -1,46 +1,52 @@
-"""The answers a posterior with a bowl gives about a new run: plateau probabilities, excess
-loss, the plateau region and the Bayes decision, and their result types.
+"""Every answer of the loss posterior, as a reduction of the same posterior draws.
 
-:class:`PlateauAnswers` is mixed into a posterior class that provides ``bowl(N, D, group,
-seed)`` (per-draw geometry at one setting, see :mod:`bayes_steplaw.bayes.bowl`), ``gate`` and
-``n_samples``. Pure numpy.
+For a new setting of a group, each posterior draw is one loss surface (:mod:`.surface`): its
+optimum ``(m_lr, m_bs)``, best loss ``L*``, shape, noise and divergence edge
+(:class:`Surface`). Every answer reduces those draws:
+
+* the optimum: per draw, the argmin of the expected loss, which is ``(m_lr, m_bs)``;
+* the best run a grid sweep finds: per draw, a grid of √2 lr steps and 2x batch steps with a
+  random phase around the optimum, each run's reported loss drawn (run noise, divergence),
+  the best alive run taken (:func:`sweep_best`);
+* the loss a run reports, its probability of diverging, L*;
+* the expected loss of a run, ``E[L*·(1 + e)]`` with ``e = q`` when the run does not
+  diverge and ``e = 0.5`` when it does (a diverged run ends above 1.5 x its setting's best:
+  the rule that defines divergence); the recommendation is its argmin over the free ones of
+  lr and batch (:func:`decide`), and the batch cost its increase at a fixed batch;
+* the plateau probability: per draw, the event that a run's expected loss is within ``tol``
+  of ``L*`` (``reference="optimum"``) or that its reported loss is within ``tol`` of the
+  best run of a sweep of the same setting (``reference="sweep"``), averaged.
+
+Each answer draws its randomness (a new group's offsets, a new setting's scatter, run noise)
+from one seeded stream, so two answers with one seed share the same surfaces, and the noise
+of a block of points depends on the seed and the block alone. Pure numpy.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from numpy.typing import ArrayLike
 
-from .._validate import (
-    DEFAULT_PROB,
-    DEFAULT_SEQ_LEN,
-    DEFAULT_TOL,
-    broadcast,
-    check_choice,
-    check_count,
-    check_prob,
-    check_seq_len,
-    check_tol,
-    legacy_positional,
-    positive_array,
-    renamed,
-)
-from .bowl import (
-    SWEEP_GRID,
-    bayes_decision,
-    plateau_counts,
-    predictive_thresholds,
-    quadratic,
-    sweep_best_excess,
-)
+from .surface import DIVERGED_RATIO, evaluate, linear, run_noise, sigmoid
+
+SWEEP_GRID = (2**0.5, 2.0, 11, 7)
+"""A simulated sweep: lr step, batch step, number of lr and of batch values (the released
+sweeps' steps; a window of their grids around the optimum)."""
+DIVERGED_EXCESS = DIVERGED_RATIO - 1
+"""Relative excess loss counted for a run that diverges (the least one reports)."""
+REFERENCES = ("optimum", "sweep")
+"""What a plateau probability's tolerance is relative to."""
+DECISION_STEPS = (math.log(2) / 4, math.log(2) / 2)
+"""Grid steps (ln lr, ln batch) of the decision's search before Nelder-Mead refines it."""
+_CELLS = 1 << 22  # (points x draws) evaluated at once by the searches
 
 
-def check_sweep_grid(grid) -> tuple[float, float, int, int]:
-    """A sweep grid: two steps (ratios > 1) and two counts (>= 1)."""
+def check_sweep_grid(grid: Any) -> tuple[float, float, int, int]:
+    """A sweep grid: two steps (ratios > 1) and two counts (1 to 101)."""
     try:
         lr_step, bs_step, n_lr, n_bs = grid
     except (TypeError, ValueError):
@@ -49,438 +55,242 @@ def check_sweep_grid(grid) -> tuple[float, float, int, int]:
             f"values), e.g. {SWEEP_GRID}; got {grid!r}"
         ) from None
     for name, step in (("lr step", lr_step), ("batch step", bs_step)):
-        if not (isinstance(step, (int, float)) and np.isfinite(step) and step > 1):
+        if isinstance(step, bool) or not isinstance(step, (int, float)):
             raise ValueError(f"sweep_grid's {name} must be a ratio > 1; got {step!r}")
-    return (
-        float(lr_step), float(bs_step), check_count(n_lr, "sweep_grid's number of lr values"),
-        check_count(n_bs, "sweep_grid's number of batch values"),
-    )  # fmt: skip
-
-
-REFERENCES = ("optimum", "sweep")
-"""What a plateau probability's tolerance is relative to (see
-:meth:`PlateauAnswers.plateau_probability`)."""
+        if not (math.isfinite(step) and 1 < step < 100):
+            raise ValueError(f"sweep_grid's {name} must be a ratio between 1 and 100; got {step}")
+    for name, n in (("number of lr values", n_lr), ("number of batch values", n_bs)):
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= 101:
+            raise ValueError(f"sweep_grid's {name} must be an integer from 1 to 101; got {n!r}")
+    return float(lr_step), float(bs_step), int(n_lr), int(n_bs)
 
 
 @dataclass
-class ExcessLoss:
-    """Draws of the relative excess loss ``loss / L* − 1`` of a new run at a set of settings.
+class Surface:
+    """The loss surfaces of new settings of one group: one per posterior draw.
 
-    ``draws`` has shape ``shape + (samples,)``; the helpers reduce the last axis.
+    ``coef`` holds the per-draw coefficients of :func:`.surface.evaluate` (the draw axis
+    last); ``log_n0``, ``log_d0`` centre ln N and ln D; ``seed`` seeds the noise of each block
+    of points (with the block's first index), so repeated summaries see the same draws.
     """
 
-    draws: np.ndarray
-    lr: np.ndarray
-    batch_tokens: np.ndarray
-    predictive: bool
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        """Shape of the (broadcast) inputs."""
-        return self.draws.shape[:-1]
-
-    def mean(self) -> np.ndarray:
-        """Posterior (predictive) expected relative loss."""
-        return self.draws.mean(axis=-1)
-
-    def median(self) -> np.ndarray:
-        """Posterior (predictive) median relative loss."""
-        return np.median(self.draws, axis=-1)
-
-    def quantile(self, q) -> np.ndarray:
-        """Quantiles, with the quantile axis first (as :func:`numpy.quantile`)."""
-        return np.quantile(self.draws, q, axis=-1)
-
-    def interval(self, prob: float = DEFAULT_PROB) -> tuple[np.ndarray, np.ndarray]:
-        """Equal-tailed ``prob`` interval: (lower, upper)."""
-        prob = check_prob(prob)
-        lo, hi = np.quantile(self.draws, [(1 - prob) / 2, (1 + prob) / 2], axis=-1)
-        return lo, hi
-
-    def prob_within(self, tol: float = DEFAULT_TOL) -> np.ndarray:
-        """Fraction of draws with relative loss <= ``tol``."""
-        return (self.draws <= check_tol(tol)).mean(axis=-1)
-
-    def to_dataframe(self, prob: float = DEFAULT_PROB, tol: float = DEFAULT_TOL) -> pd.DataFrame:
-        """One row per input: lr, batch, mean, median, interval and P(<= tol)."""
-        lo, hi = self.interval(prob)
-        return pd.DataFrame(
-            {
-                "lr": np.broadcast_to(self.lr, self.shape).ravel(),
-                "batch_tokens": np.broadcast_to(self.batch_tokens, self.shape).ravel(),
-                "mean": self.mean().ravel(),
-                "median": self.median().ravel(),
-                "lower": lo.ravel(),
-                "upper": hi.ravel(),
-                f"prob_within_{tol:g}": self.prob_within(tol).ravel(),
-            }
-        )
-
-
-@dataclass
-class PlateauRegion:
-    """The (lr, batch) settings whose plateau probability is at least ``min_prob``.
-
-    ``probability[i, j]`` is the plateau probability at ``batch_tokens[i]``, ``lr[j]``;
-    ``bounds`` gives, per batch size, the smallest and largest grid lr inside the region
-    (NaN where none is).
-    """
-
-    N: float
-    D: float
+    coef: dict
+    log_n0: float
+    log_d0: float
+    seed: int
     group: str
-    tol: float
-    min_prob: float
-    lr: np.ndarray
-    batch_tokens: np.ndarray
-    probability: np.ndarray
-    bounds: pd.DataFrame = field(repr=False)
 
     @property
-    def prob(self) -> float:
-        """Old name of :attr:`min_prob`."""
-        return self.min_prob
+    def n_samples(self) -> int:
+        """Posterior draws."""
+        return len(self.coef["nu"])
 
     @property
-    def inside(self) -> np.ndarray:
-        """Boolean grid: plateau probability >= ``min_prob``."""
-        return self.probability >= self.min_prob
+    def noise(self) -> dict:
+        """The run-noise parameters (:func:`.surface.run_logpdf`), per draw."""
+        return {
+            k: self.coef[k]
+            for k in ("nu", "nu_far", "spike_w", "spike_mean", "spike_sd")
+            if k in self.coef
+        }
 
-    @property
-    def empty(self) -> bool:
-        """Whether no grid point reaches ``min_prob``."""
-        return not self.inside.any()
+    def centred(self, N: np.ndarray, D: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Centred ln N and ln D as columns (points, 1)."""
+        return (np.log(N) - self.log_n0)[:, None], (np.log(D) - self.log_d0)[:, None]
+
+    def rng(self, tag: int, start: int) -> np.random.Generator:
+        """The random stream of one block of points for one purpose (``tag``)."""
+        return np.random.default_rng([self.seed, tag, start])
+
+    def at(self, N, D, log_lr, log_bs) -> dict:
+        """Location, noise scale, divergence log-odds, L* and q of runs: (points, samples)."""
+        u, v = self.centred(N, D)
+        return evaluate(self.coef, u, v, np.reshape(log_lr, (len(N), -1)),
+                        np.reshape(log_bs, (len(N), -1)))  # fmt: skip
+
+    def optimum(self, N, D) -> tuple[np.ndarray, np.ndarray]:
+        """ln lr and ln batch of each draw's optimum, (points, samples)."""
+        u, v = self.centred(N, D)
+        return linear(self.coef["m_lr"], u, v), linear(self.coef["m_bs"], u, v)
+
+    def reported(self, out: dict, rng: np.random.Generator) -> np.ndarray:
+        """The loss each run reports, given that it does not diverge (run noise drawn)."""
+        noise = run_noise(out["q"], self.noise, rng, out["loc"].shape)
+        with np.errstate(invalid="ignore"):
+            return np.where(np.isinf(out["loc"]), out["loc"], out["loc"] + out["scale"] * noise)
+
+    @staticmethod
+    def expected(out: dict) -> np.ndarray:
+        """Per draw, the expected loss of each run, a diverged run counted at 1.5·L*."""
+        p = sigmoid(out["logit"])
+        with np.errstate(invalid="ignore"):
+            alive = np.where(p < 1, out["loc"], 0.0)
+        return (1 - p) * alive + p * out["loss_star"] * (1 + DIVERGED_EXCESS)
 
 
-_REC_FIELDS = (
-    "N", "D", "lr", "batch_tokens", "batch_sequences", "expected_relative_loss",
-    "plateau_probability", "lr_median_optimum", "batch_tokens_median_optimum",
+def sweep_best(surface: Surface, N: np.ndarray, D: np.ndarray, grid: tuple, start: int = 0):
+    """Per point and draw, the best run of a simulated grid sweep: its ln lr, ln batch and
+    reported loss, arrays (points, samples); NaN where every run of the sweep diverged.
+
+    The grid has the sweep's steps and a uniformly random phase against each draw's optimum
+    (the sweep's grid is fixed, the optimum is not); each run's loss is drawn with run noise,
+    and the run diverges with its probability (then it does not count).
+    """
+    lr_step, bs_step, n_lr, n_bs = grid
+    kx = (np.arange(n_lr) - (n_lr - 1) / 2) * math.log(lr_step)
+    ky = (np.arange(n_bs) - (n_bs - 1) / 2) * math.log(bs_step)
+    kx, ky = (a.ravel()[:, None] for a in np.meshgrid(kx, ky, indexing="ij"))
+    m_lr, m_bs = surface.optimum(N, D)
+    out = {k: np.empty(m_lr.shape) for k in ("log_lr", "log_bs", "loss")}
+    for i in range(len(N)):  # one point at a time: (runs, samples) arrays
+        rng = surface.rng(3, start + i)
+        x = m_lr[i] + kx + rng.uniform(-0.5, 0.5, m_lr.shape[1]) * math.log(lr_step)
+        y = m_bs[i] + ky + rng.uniform(-0.5, 0.5, m_lr.shape[1]) * math.log(bs_step)
+        runs = len(kx)
+        at = surface.at(np.repeat(N[i], runs), np.repeat(D[i], runs), x, y)
+        loss = surface.reported(at, rng)
+        dead = rng.random(loss.shape) < sigmoid(at["logit"])
+        loss = np.where(dead | np.isnan(loss), np.inf, loss)
+        pick = np.argmin(loss, axis=0)
+        cols = np.arange(loss.shape[1])
+        best = loss[pick, cols]
+        none = ~np.isfinite(best)
+        out["log_lr"][i] = np.where(none, np.nan, x[pick, cols])
+        out["log_bs"][i] = np.where(none, np.nan, y[pick, cols])
+        out["loss"][i] = np.where(none, np.nan, best)
+    return out
+
+
+def _search_axis(centre: np.ndarray, step: float, half_width: float) -> np.ndarray:
+    """A grid of ``step`` over the draws' spread around their median, at least
+    ``half_width`` either side."""
+    lo, mid, hi = np.quantile(centre, [0.005, 0.5, 0.995])
+    lo, hi = min(lo, mid - half_width), max(hi, mid + half_width)
+    n = math.ceil((hi - lo) / step) + 1
+    return lo + step * np.arange(n)
+
+
+def expected_loss(surface: Surface, N: float, D: float, log_lr, log_bs) -> np.ndarray:
+    """Posterior expected loss of runs at one setting (the mean over draws of
+    :meth:`Surface.expected`), for flat arrays of ln lr and ln batch."""
+    log_lr, log_bs = np.broadcast_arrays(np.ravel(log_lr), np.ravel(log_bs))
+    out = np.empty(len(log_lr))
+    block = max(1, _CELLS // surface.n_samples)
+    for s in range(0, len(log_lr), block):
+        sl = slice(s, s + block)
+        n = len(log_lr[sl])
+        at = surface.at(np.full(n, N), np.full(n, D), log_lr[sl, None], log_bs[sl, None])
+        out[sl] = Surface.expected(at).mean(axis=1)
+    return out
+
+
+def decide(
+    surface: Surface, N: float, D: float, log_lr: float | None, log_bs: float | None
+) -> tuple[float, float, float]:
+    """The Bayes decision at one setting: (ln lr, ln batch, expected loss) of least expected
+    loss over the free ones of lr and batch (``None``: free).
+
+    A grid of 1/4 octave in lr and 1/2 in batch over the posterior of the optimum is searched
+    first; Nelder-Mead then refines from its best point (the expected loss is smooth) to
+    1e-3 in ln lr and ln batch.
+    """
+    from scipy.optimize import minimize
+
+    m_lr, m_bs = surface.optimum(np.array([N]), np.array([D]))
+    free = [log_lr is None, log_bs is None]
+    if not any(free):
+        return log_lr, log_bs, float(expected_loss(surface, N, D, log_lr, log_bs)[0])
+    axes = [
+        _search_axis(m_lr[0], DECISION_STEPS[0], 1.5) if free[0] else np.array([log_lr]),
+        _search_axis(m_bs[0], DECISION_STEPS[1], 2.0) if free[1] else np.array([log_bs]),
+    ]
+    xx, yy = (a.ravel() for a in np.meshgrid(*axes, indexing="ij"))
+    values = expected_loss(surface, N, D, xx, yy)
+    k = int(np.nanargmin(values))
+    start = np.array([xx[k], yy[k]])
+
+    def objective(z):
+        point = start.copy()
+        point[np.array(free)] = z
+        return float(expected_loss(surface, N, D, point[0], point[1])[0])
+
+    found = minimize(objective, start[np.array(free)], method="Nelder-Mead",
+                     options={"xatol": 1e-3, "fatol": 1e-9})  # fmt: skip
+    best = start.copy()
+    if found.fun <= values[k]:
+        best[np.array(free)] = found.x
+    return float(best[0]), float(best[1]), min(float(found.fun), float(values[k]))
+
+
+PLATEAU_ABOUT = {
+    "optimum": "P(the run does not diverge and its expected loss is within {tol:.2%} of L*, "
+    "the best loss of its setting)",
+    "sweep": "P(the loss the run reports is within {tol:.2%} of the best loss a grid sweep of "
+    "its setting reports)",
+}
+"""What each plateau probability is the probability of."""
+
+_REC_COLUMNS = (
+    "lr", "batch_tokens", "batch_sequences", "expected_loss", "expected_excess", "cost",
+    "plateau_probability", "p_diverge", "lr_median_optimum", "batch_tokens_median_optimum",
+    "best_lr", "best_batch_tokens",
 )  # fmt: skip
 
 
 @dataclass
 class Recommendation:
-    """The Bayes decision: the (lr, batch) of least expected relative loss, per setting.
+    """The Bayes decision at each setting: the (lr, batch) of least expected loss.
 
-    Numeric fields have the broadcast shape of the inputs (numpy scalars for one setting).
+    Attribute access gives each column of :meth:`to_dataframe` with the inputs' shape (a
+    float for one setting): ``lr``, ``batch_tokens``, ``batch_sequences``,
+    ``expected_loss`` (a diverged run counted at 1.5·L*), ``expected_excess`` (the same,
+    relative to L*), ``cost`` (its increase over the best free choice: 0 unless lr or batch
+    is fixed), ``plateau_probability`` (``reference="optimum"``), ``p_diverge``, the median
+    optimum and the best free choice (``best_lr``, ``best_batch_tokens``).
     """
 
-    N: Any
-    D: Any
+    N: np.ndarray
+    D: np.ndarray
+    shape: tuple[int, ...]
     group: str
-    lr: Any
-    batch_tokens: Any
-    batch_sequences: Any
-    fixed_batch: bool
-    expected_relative_loss: Any
-    plateau_probability: Any
     tol: float
-    lr_median_optimum: Any
-    batch_tokens_median_optimum: Any
+    seq_len: int
+    fixed: tuple[str, ...]
+    table: pd.DataFrame
+    extra: dict
+
+    def __getattr__(self, name: str):
+        if name in _REC_COLUMNS:
+            frame = self.to_dataframe()
+            values = frame[name].to_numpy(float).reshape(self.shape)
+            return float(values) if values.ndim == 0 else values
+        raise AttributeError(name)
 
     def to_dataframe(self) -> pd.DataFrame:
-        """One row per setting."""
-        frame = pd.DataFrame({k: np.ravel(getattr(self, k)) for k in _REC_FIELDS})
-        frame.insert(2, "group", self.group)
-        return frame.assign(fixed_batch=self.fixed_batch, tol=self.tol)
+        """One row per setting: N, D, group, fixed, every answer column, extrapolation."""
+        frame = self.table.assign(batch_sequences=self.table["batch_tokens"] / self.seq_len)
+        front = pd.DataFrame({"N": self.N, "D": self.D, "group": self.group,
+                              "fixed": ",".join(self.fixed) or "none"})  # fmt: skip
+        return pd.concat(
+            [front, frame[list(_REC_COLUMNS)], pd.DataFrame(self.extra)], axis=1
+        ).assign(tol=self.tol, seq_len=self.seq_len)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields (lists for several settings)."""
+        """JSON-ready fields: plain numbers for one setting, lists for several."""
+        frame = self.to_dataframe()
+        one = len(frame) == 1
+        out = {c: (frame[c].iloc[0] if one else frame[c].tolist()) for c in frame.columns}
+        return {k: (v.item() if hasattr(v, "item") else v) for k, v in out.items()}
 
-        def plain(v):
-            v = np.asarray(v)
-            return v.item() if v.ndim == 0 else v.tolist()
-
-        out = {k: plain(getattr(self, k)) if k in _REC_FIELDS else v for k, v in vars(self).items()}
-        return out | {"fixed_batch": bool(self.fixed_batch)}
-
-
-class PlateauAnswers:
-    """Where a new run lands on the bowl, for any posterior with a per-draw :meth:`bowl`.
-
-    Mixed into a posterior class that provides ``bowl(N, D, group, seed)`` (per-draw geometry
-    at one setting: ``m_lr, m_bs, a, b, h, k, sigma0, sigma1, nu``), ``gate`` and
-    ``n_samples``. Every method takes ``(N, D[, lr, batch_tokens])`` broadcast together and a
-    keyword ``group`` (``"dense"``, ``"moe/1in8"``, ..., ``"new"``).
-    """
-
-    def _settings(self, named: dict) -> tuple[tuple[np.ndarray, ...], tuple, list]:
-        """Broadcast ``named`` (N and D first), flatten, and group the points by setting.
-
-        Returns the flat arrays, the broadcast shape and ``[(index, N, D), ...]`` per distinct
-        (N, D) (one geometry per setting keeps memory at one float per point and draw).
-        """
-        arrays, shape = broadcast(named)
-        flat = tuple(a.ravel() for a in arrays)
-        pairs, inverse = np.unique(np.stack(flat[:2], axis=1), axis=0, return_inverse=True)
-        inverse = inverse.ravel()
-        return flat, shape, [(np.flatnonzero(inverse == i), n, d) for i, (n, d) in enumerate(pairs)]
-
-    # ------------------------------------------------------------------ public API
-
-    def plateau_probability(
-        self,
-        N: ArrayLike,
-        D: ArrayLike,
-        lr: ArrayLike,
-        batch_tokens: ArrayLike,
-        *args,
-        tol: float | None = None,
-        group: str | None = None,
-        predictive: bool | None = None,
-        reference: str = "optimum",
-        sweep_grid: tuple = SWEEP_GRID,
-        seed: int = 0,
-        allow_unconverged: bool = False,
-    ):
-        """Posterior probability that a new run at (lr, batch) finishes on the plateau.
-
-        Two events, named by ``reference``:
-
-        * ``"optimum"`` (default): the run's final smoothed loss is at most ``(1 + tol)·L*``,
-          where ``L*`` is the best loss attainable at this setting (the bottom of its bowl,
-          without run noise). With ``predictive=False`` this is P(q(x, y) <= tol): the run's
-          *expected* loss lies within ``tol`` of the best, integrating the uncertainty of
-          where the optimum is (law and setting scatter) and of the bowl's shape. With
-          ``predictive=True`` the run's own noise ``(σ0 + σ1·q)·t_ν`` is added, so the event
-          is about the loss the run will actually report (Monte Carlo: one noise draw per
-          posterior draw). It does not depend on how many other runs one makes.
-        * ``"sweep"``: the run's reported loss is at most ``(1 + tol)`` times the best loss of
-          a grid sweep at this setting (``sweep_grid``: lr and batch steps and the number of
-          values, centred on the optimum) — the paper's relative loss, what a user who sweeps
-          can check. The sweep's best run lies below ``L*`` by the luck of the best of many
-          noisy runs, so this event is rarer; run noise is always included.
-
-        Parameters
-        ----------
-        N, D, lr, batch_tokens : float or array-like
-            Settings (non-embedding parameters, training tokens) and runs (peak learning
-            rate, batch size in tokens); all four broadcast together.
-        tol : float
-            Relative-loss tolerance (default :data:`DEFAULT_TOL`, the paper's 0.25%).
-        group : str
-            Group name (see :attr:`groups_seen`) or ``"new"``; default ``"dense"``.
-        predictive : bool
-            Include run-to-run loss noise (default False; always with ``"sweep"``).
-        reference : {"optimum", "sweep"}
-            What the tolerance is relative to (above).
-        sweep_grid : (float, float, int, int)
-            With ``reference="sweep"``: the sweep's lr step, batch step, number of lr values
-            and of batch values (default √2, 2, 11, 7).
-        seed : int
-            Seed of the setting-scatter (and noise) draws.
-        allow_unconverged : bool
-            Use a posterior that failed its convergence gate.
-
-        Returns
-        -------
-        numpy.ndarray or numpy.float64
-            Probability with the broadcast shape of the inputs (a scalar for scalars).
-        """
-        opts = legacy_positional(
-            "plateau_probability", args, {"tol": tol, "group": group, "predictive": predictive},
-            {"tol": DEFAULT_TOL, "group": "dense", "predictive": False},
-        )  # fmt: skip
-        tol, group, predictive = check_tol(opts["tol"]), opts["group"], bool(opts["predictive"])
-        check_choice(reference, "reference", REFERENCES)
-        self.gate(allow_unconverged)
-        (_, _, lr_flat, bs_flat), shape, settings = self._settings(
-            {"N": N, "D": D, "lr": lr, "batch_tokens": batch_tokens}
-        )
-        counts = np.empty(lr_flat.size, dtype=np.int64)
-        for index, n_, d_ in settings:
-            g = self.bowl(n_, d_, group, seed)
-            if reference == "sweep":
-                # within tol of the sweep's best: relative to L*, (1 + tol)(1 + best) − 1
-                best = sweep_best_excess(g, seed, check_sweep_grid(sweep_grid))
-                t = predictive_thresholds(g, (1 + tol) * (1 + best) - 1, True, seed)
-            else:
-                t = predictive_thresholds(g, tol, predictive, seed)
-            counts[index] = plateau_counts(g, t, np.log(lr_flat[index]), np.log(bs_flat[index]))
-        return (counts / self.n_samples).reshape(shape)[()]
-
-    def relative_loss(
-        self,
-        N: ArrayLike,
-        D: ArrayLike,
-        lr: ArrayLike,
-        batch_tokens: ArrayLike,
-        *args,
-        group: str | None = None,
-        predictive: bool | None = None,
-        seed: int = 0,
-        allow_unconverged: bool = False,
-    ) -> ExcessLoss:
-        """Draws of the relative excess loss ``loss / L* − 1`` of a new run at (lr, batch).
-
-        Without ``predictive`` the draws are q(x, y), the run's expected excess; with it, one
-        noise draw ``(σ0 + σ1·q)·t_ν`` per (input, draw) is added. All four inputs broadcast;
-        memory: one float per input and posterior draw.
-        """
-        opts = legacy_positional(
-            "relative_loss", args, {"group": group, "predictive": predictive},
-            {"group": "dense", "predictive": False},
-        )  # fmt: skip
-        group, predictive = opts["group"], bool(opts["predictive"])
-        self.gate(allow_unconverged)
-        (_, _, lr_flat, bs_flat), shape, settings = self._settings(
-            {"N": N, "D": D, "lr": lr, "batch_tokens": batch_tokens}
-        )
-        q = np.empty((lr_flat.size, self.n_samples))
-        for index, n_, d_ in settings:
-            g = self.bowl(n_, d_, group, seed)
-            x = np.log(lr_flat[index])[:, None] - g["m_lr"]
-            y = np.log(bs_flat[index])[:, None] - g["m_bs"]
-            q[index] = quadratic(x, y, g["a"], g["b"], g["h"], g["k"])
-            if predictive:
-                rng = np.random.default_rng([seed, 2])
-                noise = rng.standard_t(g["nu"], size=(index.size, self.n_samples))
-                q[index] += (g["sigma0"] + g["sigma1"] * q[index]) * noise
-        lr_b, bs_b = (a.reshape(shape) for a in (lr_flat, bs_flat))
-        return ExcessLoss(q.reshape(*shape, self.n_samples), lr_b, bs_b, predictive)
-
-    def plateau_region(
-        self,
-        N: ArrayLike,
-        D: ArrayLike,
-        *args,
-        tol: float | None = None,
-        min_prob: float | None = None,
-        group: str | None = None,
-        lr=None,
-        batch_tokens=None,
-        n_grid: int = 121,
-        predictive: bool = False,
-        seed: int = 0,
-        allow_unconverged: bool = False,
-        prob: float | None = None,
-    ) -> PlateauRegion:
-        """The (lr, batch) settings at one (N, D) whose plateau probability is >= ``min_prob``.
-
-        Parameters
-        ----------
-        N, D : float
-            One setting (a region is a grid per setting).
-        tol : float
-            Relative-loss tolerance of the plateau (default :data:`DEFAULT_TOL`).
-        min_prob : float
-            Probability threshold of the region (default 0.9). (``prob=`` is its old name.)
-        lr, batch_tokens : array-like, optional
-            Grid axes; default ``n_grid`` log-spaced values covering the posterior median
-            optimum ×/÷ e^2.5 in lr and e^3 in batch.
-        Other parameters as in :meth:`plateau_probability`.
-        """
-        if prob is not None:
-            min_prob = renamed("plateau_region", "prob", "min_prob", prob)
-        opts = legacy_positional(
-            "plateau_region", args, {"tol": tol, "min_prob": min_prob, "group": group},
-            {"tol": DEFAULT_TOL, "min_prob": DEFAULT_PROB, "group": "dense"},
-        )  # fmt: skip
-        tol, group = check_tol(opts["tol"]), opts["group"]
-        min_prob = check_prob(opts["min_prob"], "prob" if prob is not None else "min_prob")
-        check_count(n_grid, "n_grid", minimum=2)
-        self.gate(allow_unconverged)
-        g = self.bowl(N, D, group, seed)
-        if lr is None:
-            centre = np.median(g["m_lr"])
-            lr = np.exp(np.linspace(centre - 2.5, centre + 2.5, n_grid))
-        if batch_tokens is None:
-            centre = np.median(g["m_bs"])
-            batch_tokens = np.exp(np.linspace(centre - 3.0, centre + 3.0, n_grid))
-        lr = np.sort(positive_array(lr, "lr").ravel())
-        batch_tokens = np.sort(positive_array(batch_tokens, "batch_tokens").ravel())
-        p = self.plateau_probability(
-            N, D, lr[None, :], batch_tokens[:, None], tol=tol, group=group,
-            predictive=predictive, seed=seed, allow_unconverged=True,
-        )  # fmt: skip
-        inside = p >= min_prob
-        lr_grid = np.broadcast_to(lr, p.shape)
-        bounds = pd.DataFrame(
-            {
-                "batch_tokens": batch_tokens,
-                "lr_min": np.where(inside, lr_grid, np.inf).min(axis=1),
-                "lr_max": np.where(inside, lr_grid, -np.inf).max(axis=1),
-                "max_probability": p.max(axis=1),
-            }
-        )
-        bounds.loc[~inside.any(axis=1), ["lr_min", "lr_max"]] = np.nan
-        return PlateauRegion(
-            float(N), float(D), group, float(tol), min_prob, lr, batch_tokens, p, bounds
-        )
-
-    def expected_relative_loss(
-        self,
-        N: ArrayLike,
-        D: ArrayLike,
-        lr: ArrayLike,
-        batch_tokens: ArrayLike,
-        *args,
-        group: str | None = None,
-        seed: int = 0,
-    ) -> np.ndarray:
-        """Posterior expected q at (lr, batch): the loss the Bayes decision minimises."""
-        group = legacy_positional(
-            "expected_relative_loss", args, {"group": group}, {"group": "dense"}
-        )["group"]
-        return self.relative_loss(
-            N, D, lr, batch_tokens, group=group, seed=seed, allow_unconverged=True
-        ).mean()
-
-    def recommend(
-        self,
-        N: ArrayLike,
-        D: ArrayLike,
-        *args,
-        batch_tokens: ArrayLike | None = None,
-        group: str | None = None,
-        tol: float | None = None,
-        seq_len: int | None = None,
-        seed: int = 0,
-        allow_unconverged: bool = False,
-    ) -> Recommendation:
-        """The (lr, batch) of least posterior expected relative loss (the Bayes decision).
-
-        E[q] is convex (a mixture of convex bowls), so a quasi-Newton search from the
-        posterior median optimum finds its minimum. The asymmetry moves the decision off the
-        median optimum: where the high-lr side is steeper, the risk of overshooting costs
-        more than undershooting, and the decision shades lr down.
-
-        Parameters
-        ----------
-        N, D : float or array-like
-            Settings; broadcast together (and with ``batch_tokens``).
-        batch_tokens : float or array-like, optional
-            Fix the batch size (e.g. set by hardware) and choose the best lr for it.
-        tol : float
-            Tolerance of the reported plateau probability.
-        seq_len : int
-            Sequence length, to express the batch in sequences.
-        """
-        opts = legacy_positional(
-            "recommend", args,
-            {"batch_tokens": batch_tokens, "group": group, "tol": tol, "seq_len": seq_len},
-            {"group": "dense", "tol": DEFAULT_TOL, "seq_len": DEFAULT_SEQ_LEN},
-        )  # fmt: skip
-        batch_tokens, group = opts["batch_tokens"], opts["group"]
-        tol, seq_len = check_tol(opts["tol"]), check_seq_len(opts["seq_len"])
-        self.gate(allow_unconverged)
-        fixed = batch_tokens is not None
-        named = {"N": N, "D": D} | ({"batch_tokens": batch_tokens} if fixed else {})
-        arrays, shape = broadcast(named)
-        points = np.stack([a.ravel() for a in arrays], axis=1)
-        rows = np.array(
-            [
-                bayes_decision(self.bowl(p[0], p[1], group, seed), p[2] if fixed else None)
-                for p in points
-            ]
-        )
-        lr, bs, risk, m_lr, m_bs = (rows[:, i].reshape(shape) for i in range(5))
-        p = self.plateau_probability(
-            arrays[0], arrays[1], lr, bs, tol=tol, group=group, seed=seed, allow_unconverged=True
-        )
-        return Recommendation(
-            N=arrays[0][()], D=arrays[1][()], group=group, lr=lr[()], batch_tokens=bs[()],
-            batch_sequences=(bs / seq_len)[()], fixed_batch=fixed,
-            expected_relative_loss=risk[()], plateau_probability=p, tol=tol,
-            lr_median_optimum=m_lr[()], batch_tokens_median_optimum=m_bs[()],
-        )  # fmt: skip
+    def __repr__(self) -> str:
+        d = self.to_dict()
+        if len(self.table) == 1:
+            return (
+                f"Recommendation(N={d['N']:.4g}, D={d['D']:.4g}, group={self.group!r}, "
+                f"lr={d['lr']:.4g}, batch_tokens={d['batch_tokens']:.4g}, "
+                f"batch_sequences={d['batch_sequences']:.4g}, "
+                f"expected_excess={d['expected_excess']:.4g}, "
+                f"plateau_probability={d['plateau_probability']:.3f}, "
+                f"p_diverge={d['p_diverge']:.3g}, fixed={d['fixed']!r})"
+            )
+        return f"<Recommendation for {len(self.table)} settings; group {self.group!r}>"

@@ -6,8 +6,8 @@ import warnings
 
 import pandas as pd
 
-from .landscape import CURVATURES, LandscapePosterior
-from .model import fit
+from .loss import LossPosterior
+from .loss_model import LossModel
 from .sampling import import_arviz
 
 _LOO_COLUMNS = (
@@ -25,50 +25,52 @@ def loo_records(table: pd.DataFrame) -> list[dict]:
     ]
 
 
-def compare_curvatures(
+def compare_models(
     sweeps: pd.DataFrame,
-    curvatures: tuple[str, ...] | list[str] = CURVATURES,
+    candidates: dict[str, LossModel | dict],
     *,
-    groups: tuple[str, ...] | list[str] = ("family", "variant"),
-    fitted: dict[str, LandscapePosterior] | None = None,
+    fitted: dict[str, LossPosterior] | None = None,
     **fit_kwargs,
-) -> tuple[pd.DataFrame, dict[str, LandscapePosterior]]:
-    """Fit the landscape's curvature variants and rank them by PSIS-LOO (``arviz.compare``).
+) -> tuple[pd.DataFrame, dict[str, LossPosterior]]:
+    """Fit candidate loss models on the same runs and rank them by PSIS-LOO (``arviz.compare``).
+
+    In-sample LOO ranks how well each candidate predicts a left-out run of a seen setting;
+    the held-out splits (:func:`bayes_steplaw.evaluate`) judge new settings. Both go in a card.
 
     Parameters
     ----------
     sweeps : DataFrame
-        One sweep table; every variant sees the same runs (same ``window``).
-    curvatures : sequence of str
-        Variants to compare (:data:`~bayes_steplaw.bayes.landscape.CURVATURES`).
+        One sweep table; every candidate sees the same runs.
+    candidates : dict
+        Name -> a :class:`~bayes_steplaw.bayes.loss_model.LossModel`, or the keyword arguments
+        of one (``{"surface": "bowl"}``).
     fitted : dict, optional
-        Posteriors already fitted on ``sweeps``, by variant, reused instead of refitted.
+        Posteriors already fitted on ``sweeps``, by name, reused instead of refitted.
     **fit_kwargs
-        Passed to :func:`bayes_steplaw.fit` (window, sampler settings, ...).
+        Sampler settings passed to :meth:`LossModel.fit`.
 
     Returns
     -------
     table : DataFrame
-        ``arviz.compare`` output indexed by variant, plus ``pareto_k_high`` (runs with k > 0.7)
-        and ``converged``.
+        ``arviz.compare`` output indexed by candidate, plus ``pareto_k_high`` (runs with
+        k > 0.7) and ``converged``.
     posteriors : dict
-        The fitted posteriors by variant.
+        The fitted posteriors by candidate.
     """
     az = import_arviz()
     posts = dict(fitted or {})
     loos = {}
-    for name in curvatures:
+    for name, model in candidates.items():
         if name not in posts:
+            model = model if isinstance(model, LossModel) else LossModel(**model)
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # unconverged variants are reported in the table
-                posts[name] = fit(
-                    sweeps, model="landscape", groups=groups, curvature=name, **fit_kwargs
-                )
+                warnings.simplefilter("ignore")  # unconverged candidates are reported
+                posts[name] = model.fit(sweeps, **fit_kwargs)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pareto-k warnings are counted in the table
             loos[name] = posts[name].loo(sweeps)
     table = az.compare(loos)
     table["pareto_k_high"] = [int((loos[n].pareto_k.values > 0.7).sum()) for n in table.index]
     table["converged"] = [posts[n].converged for n in table.index]
-    table.index.name = "curvature"
+    table.index.name = "candidate"
     return table, posts

@@ -25,8 +25,6 @@ its offsets, and keeps predictions for a never-seen group honestly wide.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
@@ -34,16 +32,14 @@ from numpy.typing import ArrayLike
 from .._validate import (
     DEFAULT_PROB,
     DEFAULT_SEQ_LEN,
-    broadcast,
     check_choice,
     check_prob,
     check_seq_len,
-    legacy_positional,
-    renamed,
     scalar,
 )
 from .design import Design
-from .posterior import Posterior, interval_bounds, sorted_quantile
+from .posterior import Posterior
+from .predictive import ABOUT, SHORT, Draws, Points, points
 
 PRIORS = {
     "c": ("Normal", float(np.log(1e-3)), 2.5),
@@ -58,12 +54,10 @@ PRIORS = {
     "mu_best": ("Normal", 0.0, 0.5),
     "sigma_best": ("HalfNormal", 0.5),
 }
-KINDS = ("sweep", "centre", "law")
-"""What a :meth:`StepLawPosterior.predict` interval is about (see :func:`describe_kind`)."""
+KINDS = ("optimum", "sweep", "law")
+"""What a :meth:`StepLawPosterior.predict` interval is about (:data:`.predictive.ABOUT`)."""
 DEFAULT_GRID = (2**0.5, 2.0)
 """Multiplicative steps of a sweep's lr and batch grids, as in the released sweeps."""
-_DEPRECATED_KINDS = {"run": "centre"}
-_CHUNK = 512  # points per block when reducing (point x sample) draws
 
 
 # --------------------------------------------------------------------------- PyMC pieces
@@ -146,16 +140,12 @@ def law_means(design: Design, batch_depends_on_N: bool, centered: bool = False):
 # --------------------------------------------------------------------------- the predictive
 
 
-def check_kind(kind: str, func: str = "predict") -> str:
-    """A predict kind, with the deprecated spellings mapped (and warned about)."""
-    if kind in _DEPRECATED_KINDS:
-        new = _DEPRECATED_KINDS[kind]
-        renamed(func, f"kind={kind!r}", f"kind={new!r}", None)
-        return new
+def check_kind(kind: str) -> str:
+    """A predict kind (:data:`KINDS`)."""
     return check_choice(kind, "kind", KINDS)
 
 
-def _decades_outside(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+def decades_outside(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """How many orders of magnitude each value lies outside [lo, hi] (0 inside)."""
     with np.errstate(over="ignore", divide="ignore"):
         return np.maximum.reduce(
@@ -163,163 +153,42 @@ def _decades_outside(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
         )
 
 
-@dataclass
-class Prediction:
-    """Posterior-predictive draws of the optimal lr and batch size at a set of points.
-
-    Draws are generated lazily from per-sample coefficients: ``ln lr[p, s] = a_lr[s] +
-    b_lr[s]·x[p] + c_lr[s]·y[p]`` (x, y the centred ln N and ln D), so ``predict`` itself costs
-    O(points + samples) and reductions run block-wise over points.
-    """
-
-    N: np.ndarray
-    D: np.ndarray
-    seq_len: int
-    group: str
-    kind: str
-    shape: tuple[int, ...]
-    x: np.ndarray  # centred ln N per point
-    y: np.ndarray  # centred ln D per point
-    coef_lr: np.ndarray  # (3, samples): intercept, ln N, ln D slopes
-    coef_bs: np.ndarray  # (3, samples)
-    N_decades_outside: np.ndarray
-    D_decades_outside: np.ndarray
-
-    @property
-    def n_samples(self) -> int:
-        """Number of posterior samples per point."""
-        return self.coef_lr.shape[1]
-
-    def _log_block(self, which: str, sl: slice) -> np.ndarray:
-        coef = self.coef_lr if which == "lr" else self.coef_bs
-        design = np.stack([np.ones_like(self.x[sl]), self.x[sl], self.y[sl]], axis=1)
-        return design @ coef
-
-    def _summarise(
-        self, prob: float | None, method: str, name: str = "method"
-    ) -> dict[str, np.ndarray]:
-        """Median and (optionally) interval bounds of the log draws, one sort per block.
-
-        numpy's SIMD sort beats a partition for the several order statistics needed here;
-        quantiles interpolate linearly between order statistics, as ``numpy.quantile`` does.
-        """
-        if prob is not None:
-            prob = check_prob(prob)
-        if method not in ("hdi", "eti"):
-            raise ValueError(f"{name} must be 'hdi' or 'eti'; got {method!r}")
-        stats: dict[str, list[np.ndarray]] = {}
-        for start in range(0, len(self.x), _CHUNK):
-            sl = slice(start, start + _CHUNK)
-            for which in ("lr", "bs"):
-                ordered = np.sort(self._log_block(which, sl), axis=1)
-                found = {which: sorted_quantile(ordered, 0.5)}
-                if prob is not None:
-                    lo, hi = interval_bounds(ordered, prob, method)
-                    found |= {f"{which}_lower": lo, f"{which}_upper": hi}
-                for key, values in found.items():
-                    stats.setdefault(key, []).append(values)
-        return {key: np.exp(np.concatenate(parts)) for key, parts in stats.items()}
-
-    def _frame(self, stats: dict[str, np.ndarray], suffixes: tuple[str, ...]) -> pd.DataFrame:
-        columns = {}
-        for suffix in suffixes:
-            lr, bs = stats[f"lr{suffix}"], stats[f"bs{suffix}"]
-            columns |= {
-                f"lr{suffix}": lr,
-                f"batch_tokens{suffix}": bs,
-                f"batch_sequences{suffix}": bs / self.seq_len,
-            }
-        order = [f"{q}{s}" for q in ("lr", "batch_tokens", "batch_sequences") for s in suffixes]
-        return pd.DataFrame(columns)[order]
-
-    def median(self) -> pd.DataFrame:
-        """Posterior median of ``lr``, ``batch_tokens`` and ``batch_sequences`` per point."""
-        return self._frame(self._summarise(None, "hdi"), ("",))
-
-    def interval(
-        self, prob: float = DEFAULT_PROB, method: str = "hdi", *, kind: str | None = None
-    ) -> pd.DataFrame:
-        """Credible interval per point.
-
-        ``method="eti"`` is the equal-tailed interval; ``method="hdi"`` the highest-density
-        interval of the log quantity (the narrowest interval in ratio terms), mapped back.
-        Columns: ``lr_lower, lr_upper, batch_tokens_lower, batch_tokens_upper,
-        batch_sequences_lower, batch_sequences_upper``. (``kind=`` is the old name of
-        ``method=``.)
-        """
-        name = "method"
-        if kind is not None:
-            method, name = renamed("interval", "kind", "method", kind), "kind"
-        return self._frame(self._summarise(prob, method, name), ("_lower", "_upper"))
-
-    @property
-    def draws(self):
-        """All draws as an xarray Dataset with dims ``point`` x ``sample``."""
-        import xarray as xr
-
-        everything = slice(None)
-        lr = np.exp(self._log_block("lr", everything))
-        bs = np.exp(self._log_block("bs", everything))
-        coords = {"N": ("point", self.N), "D": ("point", self.D)}
-        dims = ("point", "sample")
-        return xr.Dataset(
-            {
-                "lr": (dims, lr),
-                "batch_tokens": (dims, bs),
-                "batch_sequences": (dims, bs / self.seq_len),
-            },
-            coords=coords,
-            attrs={"group": self.group, "kind": self.kind, "seq_len": self.seq_len},
-        )
-
-    def describe(self, prob: float = DEFAULT_PROB) -> str:
-        """One sentence saying what the intervals are about."""
-        what = describe_kind(self.kind)
-        return f"posterior median and {prob:.0%} interval of {what}, group {self.group!r}"
-
-    def extrapolation(self) -> pd.DataFrame:
-        """Orders of magnitude each point lies outside the fitted data's N and D ranges."""
-        return pd.DataFrame(
-            {
-                "N_decades_outside": self.N_decades_outside,
-                "D_decades_outside": self.D_decades_outside,
-            }
-        )
-
-    def to_dataframe(
-        self, prob: float = DEFAULT_PROB, method: str = "hdi", *, kind: str | None = None
-    ) -> pd.DataFrame:
-        """Inputs, medians, intervals and extrapolation in one table, one row per point."""
-        name = "method"
-        if kind is not None:
-            method, name = renamed("to_dataframe", "kind", "method", kind), "kind"
-        stats = self._summarise(prob, method, name)
-        inputs = pd.DataFrame(
-            {"N": self.N, "D": self.D, "seq_len": self.seq_len, "group": self.group}
-        )
-        return pd.concat(
-            [
-                inputs,
-                self._frame(stats, ("",)),
-                self._frame(stats, ("_lower", "_upper")),
-                self.extrapolation(),
-            ],
-            axis=1,
-        )
-
-
-KIND_NAMES = {"sweep": "a sweep's best run", "centre": "a new setting's optimum", "law": "the law"}
+KIND_NAMES = {k: SHORT[k] for k in KINDS}
 """Short names of what each kind's interval is about (legends, tables)."""
 
 
 def describe_kind(kind: str) -> str:
     """What an interval of ``kind`` is about, in words."""
+    return ABOUT[kind]
+
+
+def optimum_draws(
+    post: Posterior, pts: Points, coef_lr: np.ndarray, coef_bs: np.ndarray, kind: str, attrs: dict
+) -> Draws:
+    """:class:`Draws` of the optimal lr and batch at ``pts`` from per-sample coefficients
+    (intercept, ln N slope, ln D slope) of the two laws: ``ln lr = a + b·u + c·v``."""
+    meta = post.metadata
+    u = np.log(pts.values["N"]) - meta["log_n0"]
+    v = np.log(pts.values["D"]) - meta["log_d0"]
+
+    def generate(block: slice) -> dict[str, np.ndarray]:
+        basis = np.stack([np.ones_like(u[block]), u[block], v[block]], axis=1)
+        return {"lr": np.exp(basis @ coef_lr), "batch_tokens": np.exp(basis @ coef_bs)}
+
+    return Draws(
+        pts, generate, ("lr", "batch_tokens"), kind, coef_lr.shape[1],
+        derived={"batch_sequences": ("batch_tokens", 1.0 / attrs["seq_len"])},
+        extra=extrapolation(post, pts), attrs=attrs,
+    )  # fmt: skip
+
+
+def extrapolation(post: Posterior, pts: Points) -> dict[str, np.ndarray]:
+    """Per point, how many decades N and D lie outside the fitted data."""
+    meta = post.metadata
     return {
-        "centre": "the optimum (plateau centre) of a new setting: the law's uncertainty plus "
-        "setting-level scatter",
-        "law": "the law's own uncertainty (its optimum, without setting-level scatter)",
-        "sweep": "the best run a grid sweep around the optimum will find",
-    }[kind]
+        "N_decades_outside": decades_outside(pts.values["N"], *meta["N_range"]),
+        "D_decades_outside": decades_outside(pts.values["D"], *meta["D_range"]),
+    }
 
 
 class StepLawPosterior(Posterior):
@@ -333,8 +202,15 @@ class StepLawPosterior(Posterior):
 
     @property
     def default_kind(self) -> str:
-        """``"sweep"`` when the posterior models the best run of a sweep, else ``"centre"``."""
-        return "sweep" if "mu_best_lr" in self.posterior else "centre"
+        """``"sweep"`` when the posterior can answer for the best run of a sweep (the loss
+        model, and the optimum model fitted by 0.2 or later), else ``"optimum"``."""
+        return "sweep" if "mu_best_lr" in self.posterior else "optimum"
+
+    @property
+    def seq_len(self) -> int:
+        """Sequence length of the fitted runs (the most common one), the default for
+        expressing batches in sequences."""
+        return int(self.metadata.get("seq_len", DEFAULT_SEQ_LEN))
 
     # ------------------------------------------------------------------ offsets
 
@@ -394,17 +270,22 @@ class StepLawPosterior(Posterior):
     # ------------------------------------------------------------------ predict
 
     def law_coefficients(
-        self, group: str, kind: str, seed: int = 0, grid: tuple[float, float] = DEFAULT_GRID
+        self,
+        group: str,
+        kind: str,
+        rng: np.random.Generator | int = 0,
+        grid: tuple[float, float] = DEFAULT_GRID,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Per-sample (intercept, ln N slope, ln D slope) of the lr and batch laws.
 
-        ``kind`` as in :meth:`predict`; ``grid`` the sweep's lr and batch steps (``"sweep"``).
+        ``kind`` as in :meth:`predict`; ``rng`` (a Generator, or a seed) draws a new group's
+        offsets and a new setting's scatter; ``grid`` the sweep's lr and batch steps.
         """
-        kind = check_kind(kind, "law_coefficients")
-        rng = np.random.default_rng(seed)
+        kind = check_kind(kind)
+        rng = np.random.default_rng(rng)
         a_lr = self.flat("c") + self._offset("lr", group, rng)
         a_bs = self.flat("d") + self._offset("bs", group, rng)
-        if kind in ("centre", "sweep"):
+        if kind in ("optimum", "sweep"):
             a_lr = a_lr + self.flat("sigma_setting_lr") * rng.standard_normal(self.n_samples)
             a_bs = a_bs + self.flat("sigma_setting_bs") * rng.standard_normal(self.n_samples)
         if kind == "sweep":
@@ -418,15 +299,15 @@ class StepLawPosterior(Posterior):
     def _best_run_offset(
         self, law: str, step: float, group: str, rng: np.random.Generator
     ) -> np.ndarray:
-        """Draws of (best run of a sweep − plateau centre) in ln units, on a grid of ``step``."""
+        """Draws of (best run of a sweep − optimum) in ln units, on a grid of ``step``."""
         if f"mu_best_{law}" not in self.posterior:
             raise ValueError(
                 f"kind='sweep' needs a posterior of the optimum model fitted by bayes-steplaw "
-                f">= 0.2 (this one is {self.kind!r} version {self.metadata['model_version']}); "
-                f"refit it, or use kind='centre'"
+                f">= 0.2, or a loss posterior (this one is {self.kind!r} version "
+                f"{self.metadata['model_version']}); refit it, or use kind='optimum'"
             )
         step = scalar(step, "grid step")
-        if step < 1:
+        if step <= 1:
             raise ValueError(f"grid steps are ratios between neighbouring values, > 1; got {step}")
         scale = np.sqrt(self.flat(f"sigma_best_{law}") ** 2 + np.log(step) ** 2 / 12.0)
         mu = self.flat(f"mu_best_{law}")
@@ -444,69 +325,56 @@ class StepLawPosterior(Posterior):
         self,
         N: ArrayLike,
         D: ArrayLike,
-        *args,
-        group: str | None = None,
+        *,
+        group: str = "dense",
         kind: str | None = None,
         seq_len: int | None = None,
         grid: tuple[float, float] = DEFAULT_GRID,
         seed: int = 0,
         allow_unconverged: bool = False,
-    ) -> Prediction:
+    ) -> Draws:
         """Posterior-predictive optimal lr and batch size at (N, D).
 
         Parameters
         ----------
-        N, D : float or array-like
-            Non-embedding parameters and training tokens; broadcast together.
+        N, D : float, str or array-like
+            Non-embedding parameters and training tokens (``7e9`` or ``"7B"``); broadcast
+            together (xarray inputs by dimension name).
         group : str
-            ``"dense"`` (default), ``"moe"``, ``"moe/1in8"``, ... (see :attr:`groups_seen`);
-            ``"new"`` for a never-seen architecture drawn from the group population.
-        kind : {"sweep", "centre", "law"}, optional
-            What the interval is about: ``"sweep"``, the best run that a grid sweep around the
-            optimum of a new setting will find (what a user observes; needs a posterior with
-            the best-run model, the optimum model's); ``"centre"``, the optimum (plateau
-            centre) of a new setting: the law's uncertainty plus the scatter of optima
-            between settings; ``"law"``, the law itself. Default: :attr:`default_kind`.
-            (``"run"`` is the old name of ``"centre"``.)
-        seq_len : int
-            Sequence length, to express the batch in sequences (default 2048).
+            ``"dense"``, ``"moe"``, ``"moe/1in8"``, ... (:attr:`groups_seen`), or ``"new"``
+            for a never-seen group drawn from the group population.
+        kind : {"sweep", "optimum", "law"}, optional
+            What the interval is about (:data:`.predictive.ABOUT`): ``"sweep"``, the best run
+            a grid sweep around the optimum of a new setting will find (what a user observes);
+            ``"optimum"``, the optimum of a new setting; ``"law"``, the law itself. Default:
+            :attr:`default_kind`.
+        seq_len : int, optional
+            Sequence length, to express the batch in sequences (default: the fit's,
+            :attr:`seq_len`).
         grid : (float, float)
-            With ``kind="sweep"``: the sweep's multiplicative lr and batch steps (default
-            √2 and 2, as in the released sweeps).
+            With ``kind="sweep"``: the sweep's multiplicative lr and batch steps.
         seed : int
             Seed of the draws for new groups and setting scatter.
         allow_unconverged : bool
             Predict even when the fit failed its convergence gate.
+
+        Returns
+        -------
+        Draws
+            ``lr``, ``batch_tokens`` and ``batch_sequences``: ``median()``,
+            ``interval(prob, method)``, ``to_dataframe(prob)``, ``describe(prob)``, ``draws``.
         """
-        opts = legacy_positional(
-            "predict", args, {"group": group, "seq_len": seq_len, "kind": kind},
-            {"group": "dense", "seq_len": DEFAULT_SEQ_LEN, "kind": self.default_kind},
-        )  # fmt: skip
-        group, seq_len = opts["group"], check_seq_len(opts["seq_len"])
-        kind = check_kind(opts["kind"])
+        kind = check_kind(self.default_kind if kind is None else kind)
+        seq_len = check_seq_len(self.seq_len if seq_len is None else seq_len)
         self.gate(allow_unconverged)
-        (n, d), shape = broadcast({"N": N, "D": D})
-        n, d = n.ravel(), d.ravel()
+        pts = points({"N": N, "D": D})
         coef_lr, coef_bs = self.law_coefficients(group, kind, seed, grid)
-        meta = self.metadata
-        return Prediction(
-            N=n,
-            D=d,
-            seq_len=seq_len,
-            group=group,
-            kind=kind,
-            shape=shape,
-            x=np.log(n) - meta["log_n0"],
-            y=np.log(d) - meta["log_d0"],
-            coef_lr=coef_lr,
-            coef_bs=coef_bs,
-            N_decades_outside=_decades_outside(n, *meta["N_range"]),
-            D_decades_outside=_decades_outside(d, *meta["D_range"]),
-        )
+        attrs = {"group": group, "seq_len": seq_len}
+        return optimum_draws(self, pts, coef_lr, coef_bs, kind, attrs)
 
     def published_form(self, group: str = "dense") -> dict[str, float]:
         """Posterior-median constants in the paper's form ``lr = C·N^α·D^β``, ``B = E·D^γ``."""
-        coef_lr, coef_bs = self.law_coefficients(group, "law", 0)
+        coef_lr, coef_bs = self.law_coefficients(group, "law")
         n0, d0 = self.metadata["log_n0"], self.metadata["log_d0"]
         log_c = coef_lr[0] - coef_lr[1] * n0 - coef_lr[2] * d0
         log_e = coef_bs[0] - coef_bs[1] * n0 - coef_bs[2] * d0

@@ -24,6 +24,11 @@ from .sampling import Compiled, compile_model, convergence_report, phase, run_nu
 _MODELS: dict[str, type[Model]] = {}
 
 
+def model_kinds() -> list[str]:
+    """The model kinds :func:`fit` knows, the default first."""
+    return sorted(_MODELS, key=lambda k: k != "loss")
+
+
 def model_class(kind: str) -> type[Model]:
     """The model class registered for a kind (``"optimum"``, ``"landscape"``, ``"loss"``)."""
     if kind not in _MODELS:
@@ -39,34 +44,49 @@ class Built:
     design: Design
     extra: dict = field(default_factory=dict)  # metadata of the model's own
     sampler_kwargs: dict = field(default_factory=dict)  # nutpie options the model needs
+    jitter: tuple[str, ...] | None = None  # variables whose start is jittered (None: all)
+    start: dict | None = None  # starting values of some variables (constrained space)
+
+
+SAMPLER_DEFAULTS = {"chains": 4, "draws": 1000, "tune": 1000, "target_accept": 0.95,
+                    "max_depth": 10}  # fmt: skip
+"""Sampler settings of a fit unless the model or the caller says otherwise."""
 
 
 @dataclass
 class SamplerSettings:
-    """How NUTS runs; ``seed`` makes a fit reproducible."""
+    """How NUTS runs; ``seed`` makes a fit reproducible. ``None``: the model's default
+    (:attr:`Model.sampler_defaults`, else :data:`SAMPLER_DEFAULTS`)."""
 
     sampler: str | None = None
-    chains: int = 4
-    draws: int = 1000
-    tune: int = 1000
+    chains: int | None = None
+    draws: int | None = None
+    tune: int | None = None
     seed: int = 0
-    target_accept: float = 0.95
+    target_accept: float | None = None
+    max_depth: int | None = None
     progressbar: bool = True
     sampler_kwargs: dict | None = None
 
-    def __post_init__(self):
-        check_count(self.chains, "chains")
-        check_count(self.draws, "draws")
-        check_count(self.tune, "tune", minimum=0)
-        check_prob(self.target_accept, "target_accept")
+    def resolved(self, defaults: dict) -> SamplerSettings:
+        """These settings with every ``None`` taken from ``defaults``, checked."""
+        given = {k: v for k, v in vars(self).items() if v is not None}
+        out = SamplerSettings(**{**SAMPLER_DEFAULTS, **defaults, **given})
+        check_count(out.chains, "chains")
+        check_count(out.draws, "draws")
+        check_count(out.tune, "tune", minimum=0)
+        check_count(out.max_depth, "max_depth")
+        check_count(out.seed, "seed", minimum=0)
+        check_prob(out.target_accept, "target_accept")
         # a posterior this large cannot be saved or loaded (Posterior.MAX_SAMPLES); say so now
         from .posterior import MAX_SAMPLES
 
-        if self.chains * self.draws > MAX_SAMPLES:
+        if out.chains * out.draws > MAX_SAMPLES:
             raise ValueError(
-                f"chains x draws = {self.chains * self.draws} exceeds the {MAX_SAMPLES} samples "
+                f"chains x draws = {out.chains * out.draws} exceeds the {MAX_SAMPLES} samples "
                 f"a posterior can hold; use fewer --draws or --chains"
             )
+        return out
 
 
 class Model:
@@ -75,6 +95,7 @@ class Model:
 
     kind: ClassVar[str | None] = None
     posterior_class: ClassVar[type[Posterior]]
+    sampler_defaults: ClassVar[dict] = {}  # the model's own defaults (SamplerSettings)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -118,7 +139,9 @@ class Model:
         """Build and compile once; :meth:`Prepared.fit` then samples (with run weights)."""
         sweeps = check_sweeps(sweeps)
         built = self.build(sweeps, weighted=weighted)
-        compiled = compile_model(built.model, sampler, progressbar=progressbar)
+        compiled = compile_model(
+            built.model, sampler, progressbar=progressbar, jitter=built.jitter, start=built.start
+        )
         return Prepared(self, sweeps, built, compiled)
 
     def fit(self, sweeps: pd.DataFrame, **settings) -> Posterior:
@@ -130,7 +153,7 @@ class Model:
             Warns (naming the parameters) when R-hat > 1.01, any transition diverged or an
             ESS < 400; such a posterior only predicts with ``allow_unconverged=True``.
         """
-        run = SamplerSettings(**settings)
+        run = SamplerSettings(**settings).resolved(self.sampler_defaults)
         prepared = self.prepare(sweeps, sampler=run.sampler, progressbar=run.progressbar)
         return prepared.fit(settings=run)
 
@@ -155,7 +178,7 @@ class Prepared:
 
         A run of weight 0 leaves the likelihood: held-out refits set a setting's runs to 0.
         """
-        run = settings or SamplerSettings(**kwargs)
+        run = (settings or SamplerSettings(**kwargs)).resolved(self.model.sampler_defaults)
         data = None
         if weights is not None:
             weights = np.asarray(weights, dtype=float)
@@ -178,6 +201,7 @@ class Prepared:
             tune=run.tune,
             seed=run.seed,
             target_accept=run.target_accept,
+            max_depth=run.max_depth,
             progressbar=run.progressbar,
             data=data,
             sampler_kwargs=kwargs,
@@ -199,8 +223,10 @@ class Prepared:
                 "draws": run.draws,
                 "tune": run.tune,
                 "target_accept": run.target_accept,
+                "max_depth": run.max_depth,
             },
             "seed": run.seed,
+            "seq_len": fitted_seq_len(self.sweeps),
             "fit_seconds": round(seconds + self.compiled.compile_seconds, 3),
             "sample_seconds": round(seconds, 3),
             "diagnostics": diagnostics,
@@ -221,18 +247,26 @@ class Prepared:
         return post
 
 
+def fitted_seq_len(sweeps: pd.DataFrame) -> int:
+    """The most common sequence length of a table's runs (2048 when it has none)."""
+    if "seq_len" not in sweeps or sweeps["seq_len"].isna().all():
+        return 2048
+    return int(sweeps["seq_len"].dropna().astype(int).mode().iloc[0])
+
+
 def fit(
     sweeps: pd.DataFrame,
-    model: str = "optimum",
+    model: str = "loss",
     groups: tuple[str, ...] | list[str] = DEFAULT_GROUPS,
     *,
     batch_depends_on_N: bool = False,
     sampler: str | None = None,
-    chains: int = 4,
-    draws: int = 1000,
-    tune: int = 1000,
+    chains: int | None = None,
+    draws: int | None = None,
+    tune: int | None = None,
     seed: int = 0,
-    target_accept: float = 0.95,
+    target_accept: float | None = None,
+    max_depth: int | None = None,
     progressbar: bool = True,
     sampler_kwargs: dict | None = None,
     **model_kwargs,
@@ -243,43 +277,36 @@ def fit(
     ----------
     sweeps : DataFrame
         A sweep table in the package schema (:func:`load_sweeps` or :func:`read_sweeps`).
-    model : {"optimum", "landscape", "loss"}
-        ``"optimum"`` regresses the near-optimal runs' (lr, batch) on (N, D)
-        (:class:`~bayes_steplaw.bayes.optimum.OptimumModel`); ``"landscape"`` models the loss
-        bowl around each optimum (:class:`~bayes_steplaw.bayes.landscape.LandscapeModel`);
-        ``"loss"`` the loss of every run over the whole grid, divergence included
-        (:class:`~bayes_steplaw.bayes.loss.LossModel`).
+    model : {"loss", "optimum"}
+        ``"loss"`` (default) the loss of every run over (N, D, lr, batch, group), divergence
+        included (:class:`~bayes_steplaw.bayes.loss.LossModel`): every answer of the package
+        comes from it. ``"optimum"`` regresses the near-optimal runs' (lr, batch) on (N, D)
+        (:class:`~bayes_steplaw.bayes.optimum.OptimumModel`), for tables that hold only each
+        setting's best runs.
     groups : sequence of str
         Group columns, outermost first; nested or crossed is read off the data.
     batch_depends_on_N : bool
         Add δ·(ln N − ln N0) to the batch law.
     sampler : {"nutpie", "pymc", "numpyro"}, optional
         NUTS implementation; default nutpie when installed.
-    chains, draws, tune, seed, target_accept, progressbar
-        Sampler settings; ``seed`` makes the fit reproducible. The default target_accept of
-        0.95 is what the released data need to sample without divergences (the family scale
-        is estimated from two families). ``progressbar`` also prints the fit's phases.
+    chains, draws, tune, seed, target_accept, max_depth, progressbar
+        Sampler settings; ``None`` takes the model's default (``model_class(model)
+        .sampler_defaults``). ``seed`` makes the fit reproducible; ``progressbar`` also prints
+        the fit's phases.
     sampler_kwargs : dict, optional
         Passed to the sampler (nutpie's ``sample`` or PyMC's ``nuts_sampler_kwargs``).
     **model_kwargs
-        The model's own options: ``threshold`` (optimum); ``window``, ``curvature``
-        (landscape).
+        The model's own options (see each model class).
 
     Returns
     -------
     Posterior
-        An :class:`~bayes_steplaw.bayes.optimum.OptimumPosterior` or
-        :class:`~bayes_steplaw.bayes.landscape.LandscapePosterior`.
+        A :class:`~bayes_steplaw.bayes.loss.LossPosterior` or
+        :class:`~bayes_steplaw.bayes.optimum.OptimumPosterior`.
     """
     estimator = model_class(model)(groups, batch_depends_on_N=batch_depends_on_N, **model_kwargs)
     return estimator.fit(
-        sweeps,
-        sampler=sampler,
-        chains=chains,
-        draws=draws,
-        tune=tune,
-        seed=seed,
-        target_accept=target_accept,
-        progressbar=progressbar,
+        sweeps, sampler=sampler, chains=chains, draws=draws, tune=tune, seed=seed,
+        target_accept=target_accept, max_depth=max_depth, progressbar=progressbar,
         sampler_kwargs=sampler_kwargs,
-    )
+    )  # fmt: skip

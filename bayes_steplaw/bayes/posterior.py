@@ -31,7 +31,7 @@ from .._io import display_path, input_problem, new_file_mode
 from .._resources import resource_path
 from .._validate import DEFAULT_PROB, check_prob
 from .hierarchy import Hierarchy
-from .sampling import ConvergenceError, ConvergenceWarning, import_arviz
+from .sampling import ConvergenceError, ConvergenceWarning, convergence_advice, import_arviz
 
 if TYPE_CHECKING:  # xarray is imported where used: `predict --method paper` stays light
     import xarray as xr
@@ -42,6 +42,16 @@ MAX_VALUES = 200_000_000  # values in one variable (1.6 GB of float64)
 MAX_METADATA_BYTES = 10_000_000
 
 _KINDS: dict[str, type[Posterior]] = {}
+
+RELEASED_SETUP = (
+    "the Step Law paper's setup: AdamW (β 0.9, 0.95; weight decay 0.1; clipping 1), 2000 "
+    "warm-up steps then cosine decay to 1e-5, 2048-token sequences, its web, maths and code "
+    "data and 65,536-token BPE tokenizer, the smoothed final training loss; another setup "
+    "moves the optimum and the loss: pool your own sweeps (fit --with-released)"
+)
+"""Whose setup the answers of a posterior fitted on the released sweeps are for."""
+RELEASED_SHA256 = "146c41198316ab9f276342e58723ab438f3f0239188139764ca4343bea5554de"
+"""Fingerprint (``data_fingerprint``) of the released dense + MoE sweep table."""
 
 
 class PosteriorFileError(RuntimeError):
@@ -136,36 +146,6 @@ def check_metadata(meta: Any, where: str, extra: dict | None = None) -> dict:
     return meta
 
 
-# --------------------------------------------------------------------------- draws to summaries
-
-
-def sorted_quantile(ordered: np.ndarray, q: float) -> np.ndarray:
-    """Quantile ``q`` of each row of sorted draws (numpy's default 'linear' method)."""
-    h = (ordered.shape[-1] - 1) * q
-    lo = int(np.floor(h))
-    hi = min(lo + 1, ordered.shape[-1] - 1)
-    return ordered[:, lo] + (h - lo) * (ordered[:, hi] - ordered[:, lo])
-
-
-def hdi_bounds(sorted_draws: np.ndarray, prob: float) -> tuple[np.ndarray, np.ndarray]:
-    """Narrowest interval holding ``prob`` of each row's sorted draws."""
-    n = sorted_draws.shape[-1]
-    width = int(np.floor(prob * n))
-    if width < 1 or width >= n:
-        raise ValueError(f"prob={prob} leaves no interval with {n} draws")
-    spans = sorted_draws[:, width:] - sorted_draws[:, : n - width]
-    start = np.argmin(spans, axis=1)
-    rows = np.arange(sorted_draws.shape[0])
-    return sorted_draws[rows, start], sorted_draws[rows, start + width]
-
-
-def interval_bounds(ordered: np.ndarray, prob: float, method: str) -> tuple[np.ndarray, np.ndarray]:
-    """Equal-tailed (``"eti"``) or highest-density (``"hdi"``) bounds of sorted rows."""
-    if method == "eti":
-        return sorted_quantile(ordered, (1 - prob) / 2), sorted_quantile(ordered, (1 + prob) / 2)
-    return hdi_bounds(ordered, prob)
-
-
 # --------------------------------------------------------------------------- the base class
 
 
@@ -222,6 +202,19 @@ class Posterior:
         return import_arviz().InferenceData(**self.groups)
 
     @property
+    def setup(self) -> str:
+        """Whose training setup the answers are for, in words (``metadata["setup"]`` when the
+        fit recorded one)."""
+        if self.metadata.get("setup"):
+            return str(self.metadata["setup"])
+        if self.metadata.get("pooled"):
+            return ("the setups of the sweeps it was fitted on: the Step Law paper's for the "
+                    "released groups, yours for the user: groups")  # fmt: skip
+        if self.metadata.get("data_sha256") == RELEASED_SHA256:
+            return RELEASED_SETUP
+        return "the setup of the sweeps it was fitted on"
+
+    @property
     def diagnostics(self) -> dict:
         """Convergence report of the fit (R-hat, ESS, divergences, BFMI)."""
         return self.metadata["diagnostics"]
@@ -270,10 +263,13 @@ class Posterior:
     def gate(self, allow_unconverged: bool) -> None:
         """Refuse to answer from a posterior that failed its convergence gate, unless asked."""
         if not self.converged and not allow_unconverged:
+            advice = convergence_advice(self)
             raise ConvergenceError(
                 "this posterior failed its convergence checks ("
                 + "; ".join(self.diagnostics["problems"])
-                + "); pass allow_unconverged=True to use it anyway"
+                + ")"
+                + (f"; refit with {'; or '.join(advice)}" if advice else "")
+                + "; or pass allow_unconverged=True to use it anyway"
             )
         if self._nonfinite is None:
             self._nonfinite = [
@@ -285,11 +281,12 @@ class Posterior:
     def warn_if_unconverged(self) -> None:
         """Emit a :class:`ConvergenceWarning` naming what failed, if anything did."""
         if not self.converged:
+            advice = convergence_advice(self)
             warnings.warn(
                 "the fit did not converge: "
                 + "; ".join(self.diagnostics["problems"])
-                + ". Refit with more draws/tune or a higher target_accept; predicting needs "
-                "allow_unconverged=True on this posterior.",
+                + (f". Refit with {'; or '.join(advice)}" if advice else "")
+                + ". Predicting needs allow_unconverged=True on this posterior.",
                 ConvergenceWarning,
                 stacklevel=3,
             )

@@ -116,30 +116,50 @@ class Compiled:
     compile_seconds: float = 0.0
 
 
-def compile_model(model, sampler: str | None = None, *, progressbar: bool = False) -> Compiled:
+def nutpie_backend() -> str:
+    """``"jax"`` when JAX is installed, else ``"numba"``.
+
+    JAX compiles a loss model's log density in seconds where numba takes minutes (the graph
+    is the same; numba compiles every node as a function of its own), at about the same cost
+    per gradient; JAX's own persistent cache (``jax.config.jax_compilation_cache_dir``) keeps
+    compiled code across processes when a user switches it on.
+    """
+    return "jax" if find_spec("jax") is not None else "numba"
+
+
+def compile_model(
+    model, sampler: str | None = None, *, progressbar: bool = False, jitter=None, start=None
+) -> Compiled:
     """Compile a PyMC model's log density (and gradient) once for ``sampler``.
 
-    nutpie compiles with numba through :mod:`.compile_cache`, which keeps the compiled code
-    on disk so that a later process with the same model structure skips the compilation.
-    PyMC's own sampler compiles C code that PyTensor caches itself.
+    nutpie compiles with JAX when it is installed (:func:`nutpie_backend`), else numba; the
+    model's ``pm.Data`` stay replaceable (``with_data``) for refits on other run weights.
+    ``jitter``: names of the variables whose starting value is jittered (U(−1, 1) on the
+    sampler's scale); None jitters all, as nutpie does; ``start``: starting values of some
+    variables (in their own, constrained space). PyMC's own sampler compiles C code that
+    PyTensor caches itself.
     """
     sampler = check_sampler(sampler)
-    start = time.perf_counter()
+    began = time.perf_counter()
     nutpie_model = None
     if sampler == "nutpie":
-        with phase("compiling the model (numba)", progressbar), _quiet_libraries(progressbar):
-            nutpie_model = _compile_nutpie(model)
-    return Compiled(model, sampler, nutpie_model, time.perf_counter() - start)
-
-
-def _compile_nutpie(model):
-    try:
-        from .compile_cache import compile_nutpie
-    except ImportError:  # the cache is an optimisation: without it, compile as nutpie does
         import nutpie
 
-        return nutpie.compile_pymc_model(model, backend="numba")
-    return compile_nutpie(model)
+        backend = nutpie_backend()
+        with phase(f"compiling the model ({backend})", progressbar), _quiet_libraries(progressbar):
+            options = {}
+            if backend == "jax":
+                from pymc.model.transform.optimization import freeze_dims_and_data
+
+                # JAX traces static shapes: freeze the dims, keep the data replaceable
+                model = freeze_dims_and_data(model, data=[])
+                options = {"gradient_backend": "jax", "freeze_model": False}
+            if jitter is not None:
+                options["jitter_rvs"] = {model[name] for name in jitter}
+            if start:
+                options["initial_points"] = dict(start)
+            nutpie_model = nutpie.compile_pymc_model(model, backend=backend, **options)
+    return Compiled(model, sampler, nutpie_model, time.perf_counter() - began)
 
 
 def run_nuts(
@@ -151,6 +171,7 @@ def run_nuts(
     seed: int,
     target_accept: float,
     progressbar: bool,
+    max_depth: int = 10,
     data: Mapping[str, np.ndarray] | None = None,
     sampler_kwargs: Mapping[str, Any] | None = None,
 ):
@@ -179,6 +200,7 @@ def run_nuts(
                 chains=chains,
                 seed=seed,
                 target_accept=target_accept,
+                maxdepth=max_depth,
                 progress_bar=progressbar,
                 save_warmup=False,
                 **kwargs,
@@ -242,6 +264,9 @@ def convergence_report(idata) -> dict:
     }
     stats = idata.sample_stats
     divergences = int(stats["diverging"].values.sum()) if "diverging" in stats else 0
+    at_limit = (
+        float(stats["maxdepth_reached"].values.mean()) if "maxdepth_reached" in stats else 0.0
+    )
     bfmi = []
     if "energy" in stats:
         energy = stats["energy"].values
@@ -256,6 +281,8 @@ def convergence_report(idata) -> dict:
         problems.append(f"{divergences} divergent transition(s)")
     if bad_ess:
         problems.append(f"bulk or tail ESS < {ESS_MIN} for {', '.join(bad_ess)}")
+    if at_limit > 0.05:
+        problems.append(f"{at_limit:.0%} of the draws stopped at the tree-depth limit")
     low_bfmi = [i for i, b in enumerate(bfmi) if b < BFMI_MIN]
     if low_bfmi:
         problems.append(f"BFMI < {BFMI_MIN} in chain(s) {low_bfmi}")
@@ -264,9 +291,44 @@ def convergence_report(idata) -> dict:
         "converged": not problems,
         "problems": problems,
         "divergences": divergences,
+        "max_depth_share": at_limit,
         "bfmi": bfmi,
         "max_r_hat": max((d["r_hat"] for d in finite), default=float("nan")),
         "min_ess_bulk": min((d["ess_bulk"] for d in finite), default=float("nan")),
         "min_ess_tail": min((d["ess_tail"] for d in finite), default=float("nan")),
         "variables": per_var,
     }
+
+
+def convergence_advice(post, *, cli: bool = False) -> list[str]:
+    """What to try when a fit fails the gate, most likely to help first (one line each).
+
+    A small table fitted alone cannot pin the exponents down however long NUTS runs: pooling
+    with the released data is the fix. Divergences call for smaller steps (a higher
+    target_accept); a chain that stopped at the tree-depth limit for a deeper limit; a low
+    R-hat or ESS for longer tuning and more draws.
+    """
+    meta, diag = post.metadata, post.diagnostics
+    name = (lambda opt, arg: opt) if cli else (lambda opt, arg: arg)
+    sampler = meta.get("sampler", {})
+    out = []
+    if not meta.get("pooled") and meta.get("n_settings", 99) < 12:
+        out.append(
+            f"pool with the released data ({name('--with-released', 'with_released=True')}): "
+            f"{meta.get('n_settings')} setting(s) alone leave the exponents to the priors"
+        )
+    if diag.get("divergences"):
+        target = max(0.95, min(0.99, float(sampler.get("target_accept", 0.9)) + 0.05))
+        out.append(f"a higher target acceptance ({name('--target-accept', 'target_accept=')}"
+                   f"{' ' if cli else ''}{target:g})")  # fmt: skip
+    if diag.get("max_depth_share", 0) > 0.05:
+        out.append(f"a deeper tree limit ({name('--max-depth', 'max_depth=')}"
+                   f"{' ' if cli else ''}10)")  # fmt: skip
+    if any(p.startswith(("R-hat", "bulk or tail ESS")) for p in diag.get("problems", [])):
+        tune = 2 * int(sampler.get("tune", 500))
+        draws = 2 * int(sampler.get("draws", 500))
+        if cli:
+            out.append(f"longer tuning and more draws (--tune {tune} --draws {draws})")
+        else:
+            out.append(f"longer tuning and more draws (tune={tune}, draws={draws})")
+    return out

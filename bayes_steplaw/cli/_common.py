@@ -196,15 +196,6 @@ PosteriorOpt = Annotated[
 ]
 
 
-LossPosteriorOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--loss-posterior",
-        metavar="FILE",
-        help="Loss posterior for the predicted loss lines; default: the shipped one.",
-    ),
-]
-
 MAX_POINTS = 1_000_000
 """Most points (settings or runs) one call answers, from a grid file or lists of values."""
 
@@ -474,20 +465,24 @@ def _grid_header(
     return {c: header.index(c) for c in (*columns, "group") if c in header}
 
 
-def load_posterior(path: str | None, kind: str):
-    """The posterior in ``path`` (or the shipped one), or a one-line error.
+def load_posterior(path: str | None, need: str = "loss"):
+    """The posterior in ``path`` (or the shipped loss posterior), or a one-line error.
 
-    ``kind``: ``"landscape"`` (plateau, recommend, plan-sweep) refuses other models, naming
-    the ``fit --model`` that makes the right one; ``"law"`` (predict, compare) takes either
-    model, ``"optimum"`` by default.
+    ``need``: ``"loss"`` (every command but predict) refuses other models, naming the ``fit``
+    that makes the right one; ``"law"`` (predict, compare) takes an optimum posterior too.
     """
     from ..api import resolve_posterior
     from ..bayes.posterior import PosteriorFileError
 
     try:
-        return resolve_posterior(path, "landscape" if kind == "landscape" else "law")
+        return resolve_posterior(path, need)
     except PosteriorFileError as exc:
         _fail(str(exc), 1 if path is None else 2)
+
+
+def setup_note(post) -> str:
+    """One line on whose setup the answers are for (the posterior's :attr:`setup`)."""
+    return f"  (for {post.setup})"
 
 
 def call(func, *args, **kwargs):

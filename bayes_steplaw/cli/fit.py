@@ -200,23 +200,32 @@ def fit_command(
             "offsets from your runs; your groups become user:<name>.",
         ),
     ] = False,
-    model: Annotated[str, typer.Option(help="'optimum', 'landscape' or 'loss'.")] = "optimum",
+    model: Annotated[
+        str,
+        typer.Option(
+            help="'loss' (every run; the model every answer uses) or 'optimum' (a table of "
+            "each setting's best runs)."
+        ),
+    ] = "loss",
     threshold: Annotated[
         float, typer.Option(help="Optimum model: plateau filter (relative loss).")
     ] = DEFAULT_TOL,
-    curvature: Annotated[
-        str | None,
-        typer.Option(help="Landscape model: shared, ND, group or ND+group (default ND)."),
-    ] = None,
-    window: Annotated[
-        float | None,
-        typer.Option(help="Landscape model: runs within this relative loss (default 0.03)."),
-    ] = None,
     seq_len: TableSeqLenOpt = None,
     sampler: Annotated[str | None, typer.Option(help="nutpie, pymc or numpyro.")] = None,
-    chains: Annotated[int, typer.Option(min=1)] = 4,
-    draws: Annotated[int, typer.Option(min=1)] = 1000,
-    tune: Annotated[int, typer.Option(min=0)] = 1000,
+    chains: Annotated[int | None, typer.Option(min=1, help="Default: the model's (4).")] = None,
+    draws: Annotated[
+        int | None, typer.Option(min=1, help="Draws per chain; default: the model's.")
+    ] = None,
+    tune: Annotated[
+        int | None, typer.Option(min=0, help="Tuning steps per chain; default: the model's.")
+    ] = None,
+    target_accept: Annotated[
+        float | None,
+        typer.Option(min=0.5, max=0.999, help="NUTS target acceptance; default: the model's."),
+    ] = None,
+    max_depth: Annotated[
+        int | None, typer.Option(min=1, max=15, help="NUTS tree depth limit; default: the model's.")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the sampler.", min=0, max=2**32 - 1)] = 0,
     batch_depends_on_n: Annotated[
         bool, typer.Option("--batch-depends-on-n", help="Add δ·ln N to the batch law.")
@@ -235,13 +244,15 @@ def fit_command(
     or when stderr is redirected. Exit 3: written, but the fit failed its convergence checks.
     """
     from ..api import fit as api_fit
-    from ..bayes.sampling import ConvergenceWarning, phase
+    from ..bayes.sampling import ConvergenceWarning, convergence_advice, phase
     from ..datasets.sweeps import SweepWarning
     from ..transfer import UnidentifiableSweepError
 
     check_output_path(out, "--out")
-    if model not in ("optimum", "landscape", "loss"):
-        _fail(f"--model must be 'optimum', 'landscape' or 'loss'; got {model!r}")
+    from ..bayes.model import SamplerSettings, model_class, model_kinds
+
+    if model not in model_kinds():
+        _fail(f"--model must be one of {model_kinds()}; got {model!r}")
     show = not quiet and sys.stderr.isatty()
     mapping = _column_mapping(column)
     with phase(f"reading {sweeps}", show), warnings.catch_warnings(record=True) as caught:
@@ -252,17 +263,10 @@ def fit_command(
             warn(str(w.message))
     groups = tuple(group_col) if group_col else ("family", "variant")
     n_settings = table["setting"].nunique() + (33 if with_released else 0)
-    check_memory(_fit_memory(n_settings, len(table), chains, draws), "--draws or --chains",
-                 f"{chains} chain(s) x {draws} draws")  # fmt: skip
-    if model != "landscape" and (curvature is not None or window is not None):
-        _fail("--curvature and --window are options of --model landscape")
-    if model == "optimum":
-        kwargs = {"threshold": threshold}
-    elif model == "loss":
-        kwargs = {}
-    else:
-        kwargs = {"curvature": curvature, "window": window}
-        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    run = SamplerSettings(chains=chains, draws=draws).resolved(model_class(model).sampler_defaults)
+    check_memory(_fit_memory(n_settings, len(table), run.chains, run.draws), "--draws or --chains",
+                 f"{run.chains} chain(s) x {run.draws} draws")  # fmt: skip
+    kwargs = {"threshold": threshold} if model == "optimum" else {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SweepWarning)
         warnings.simplefilter("ignore", ConvergenceWarning)  # reported below, in full
@@ -278,6 +282,8 @@ def fit_command(
                 draws=draws,
                 tune=tune,
                 seed=seed,
+                target_accept=target_accept,
+                max_depth=max_depth,
                 progressbar=show,
                 **kwargs,
             )
@@ -310,6 +316,8 @@ def fit_command(
         typer.echo(pooled_hint(pooled, target))
     if not post.converged:
         typer.echo("NOT CONVERGED: " + "; ".join(diag["problems"]), err=True)
+        for line in convergence_advice(post, cli=True):
+            typer.echo(f"  try: {line}", err=True)
         if target != out:
             typer.echo(
                 f"kept the converged posterior in {out}; this unconverged one went to {target} "

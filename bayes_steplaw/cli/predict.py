@@ -1,9 +1,9 @@
-"""Commands that answer a plan: predict, plateau, recommend, plan-sweep."""
+"""Commands that answer a plan: predict, recommend, plateau, plan-sweep; thin layers over the
+API, which calls the one posterior's methods."""
 
 from __future__ import annotations
 
 import json
-import math
 import re
 from pathlib import Path
 from typing import Annotated
@@ -16,10 +16,8 @@ from ._common import (
     GroupOpt,
     ImplausibleOpt,
     JsonOpt,
-    LossPosteriorOpt,
     ParamsArg,
     PosteriorOpt,
-    SeqLenOpt,
     TokensArg,
     UnconvergedOpt,
     _fail,
@@ -36,67 +34,76 @@ from ._common import (
     load_posterior,
     quantity,
     read_points,
+    setup_note,
     split_groups,
     write_table,
 )
-from .loss import loss_summary
+
+SeqLenOpt = Annotated[
+    int | None,
+    typer.Option("--seq-len", help="Sequence length in tokens (default: the fit's).", min=1),
+]
+TolOpt = Annotated[
+    float,
+    typer.Option(help=f"Relative-loss tolerance of the plateau ({DEFAULT_TOL:.2%})."),
+]
+ProbOpt = Annotated[float, typer.Option(help="Mass of the intervals.")]
+
+
+def _check_prob(prob: float) -> None:
+    if not 0 < prob < 1:
+        _fail(f"--prob must be between 0 and 1; got {prob}")
+
+
+def _checked_group(post, group: str) -> str:
+    from ..api import check_group
+
+    try:
+        return check_group(post, group)
+    except (KeyError, ValueError) as exc:
+        _fail(str(exc.args[0] if exc.args else exc))
+
+
+def _seq_len(post, seq_len: int | None) -> int:
+    return post.seq_len if seq_len is None else seq_len
+
 
 # --------------------------------------------------------------------------- predict
 
 
-def _points(n: str | None, d: str | None, grid: Path | None):
-    """The (N, D[, group]) points of a predict call, and whether there is more than one."""
-    usage = "give N and D (e.g. 7e9 1.4e12), lists of them (1B,7B 100B,1.4T) or --grid FILE"
-    (N, D), group = read_points({"N": n, "D": d}, grid, usage=usage)
-    return N, D, group, grid is not None or len(N) > 1
-
-
 def _bayes_table(post, N, D, group, groups, seq_len, kind, prob, unconverged):
-    """Bayes predictions of every point (one group, or a group per point) and the note."""
+    """Predictions of every point (one group, or a group per point) and the note."""
     import numpy as np
     import pandas as pd
 
     from ..api import predict as api_predict
 
-    if groups is None:
-        result = call(
-            api_predict, N, D, group=group, seq_len=seq_len, kind=kind, posterior=post,
-            allow_unconverged=unconverged,
-        )  # fmt: skip
-        return result.to_dataframe(prob=prob), result.describe(prob)
     parts, note = [], ""
     for g, sel in split_groups(groups, group, len(N)):
         result = call(
-            api_predict, N[sel], D[sel], group=g, seq_len=seq_len, kind=kind, posterior=post,
-            allow_unconverged=unconverged,
+            api_predict, N[sel], D[sel], group=str(g), seq_len=seq_len, kind=kind,
+            posterior=post, allow_unconverged=unconverged,
         )  # fmt: skip
-        parts.append(result.to_dataframe(prob=prob).set_index(np.flatnonzero(sel)))
-        note = result.describe(prob).rsplit(", group", 1)[0]
+        parts.append(result.to_dataframe(prob).set_index(np.flatnonzero(sel)))
+        note = result.describe(prob).rsplit("; group", 1)[0]
     return pd.concat(parts).sort_index().reset_index(drop=True), note
 
 
-def _print_one(row, N, D, seq_len, prob, note) -> None:
+def _print_one(row, prob: float, note: str) -> None:
     pct = f"{prob:.0%}"
-    typer.echo(f"N = {N:.4g} parameters, D = {D:.4g} tokens, seq_len = {seq_len}")
     typer.echo(
-        f"  peak lr          {row['lr']:.3e}   {pct} [{row['lr_lower']:.3e}, {row['lr_upper']:.3e}]"
+        f"N = {row['N']:.4g} parameters, D = {row['D']:.4g} tokens, seq_len = {row['seq_len']}"
     )
-    typer.echo(
-        f"  batch (tokens)   {row['batch_tokens']:.4g}   {pct} "
-        f"[{row['batch_tokens_lower']:.4g}, {row['batch_tokens_upper']:.4g}]"
-    )
-    typer.echo(
-        f"  batch (seqs)     {row['batch_sequences']:.4g}   {pct} "
-        f"[{row['batch_sequences_lower']:.4g}, {row['batch_sequences_upper']:.4g}]"
-    )
+    for label, q, fmt in (("peak lr", "lr", ".3e"), ("batch (tokens)", "batch_tokens", ".4g"),
+                          ("batch (seqs)", "batch_sequences", ".4g")):  # fmt: skip
+        typer.echo(
+            f"  {label:16s} {row[f'{q}_median']:{fmt}}   {pct} "
+            f"[{row[f'{q}_lower']:{fmt}}, {row[f'{q}_upper']:{fmt}}]"
+        )
+    if "loss_median" in row:
+        typer.echo(f"  its final loss   {row['loss_median']:.4f}   {pct} "
+                   f"[{row['loss_lower']:.4f}, {row['loss_upper']:.4f}]")  # fmt: skip
     typer.echo(f"  ({note})")
-    for name in ("N", "D"):
-        decades = row.get(f"{name}_decades_outside", 0.0)
-        if decades > 0:
-            typer.echo(
-                f"  note: {name} lies {decades:.2f} orders of magnitude outside the fitted data's "
-                f"{name} range: this is an extrapolation of the law"
-            )
 
 
 # negative numbers reach parse_quantity (a one-line error) instead of reading as options
@@ -122,48 +129,47 @@ def predict(
         Path | None,
         typer.Option("--out", metavar="FILE", help="Write the table to FILE (.csv or .json)."),
     ] = None,
-    seq_len: SeqLenOpt = 2048,
+    seq_len: SeqLenOpt = None,
     method: Annotated[
-        str, typer.Option(help="'bayes' (shipped posterior) or 'paper' (published ensemble).")
+        str, typer.Option(help="'bayes' (the posterior) or 'paper' (published ensemble).")
     ] = "bayes",
     raw: Annotated[
         bool, typer.Option(help="With --method paper: print the upstream tool's exact output.")
     ] = False,
-    prob: Annotated[float, typer.Option(help="Credible / percentile interval mass.")] = 0.9,
+    prob: ProbOpt = 0.9,
     group: GroupOpt = "dense",
     kind: Annotated[
         str | None,
         typer.Option(
-            help="What the interval is about: 'sweep' (the best run of a grid sweep), "
-            "'centre' (the optimum of a new setting) or 'law' (the law itself); default: the "
-            "posterior's own (sweep for the shipped one)."
+            help="What the interval is about: 'sweep' (the best run a grid sweep finds; "
+            "default), 'optimum' (the optimum of a new setting) or 'law' (the law itself)."
         ),
     ] = None,
-    law: Annotated[bool, typer.Option("--law", help="Same as --kind law (old spelling).")] = False,
     posterior: PosteriorOpt = None,
     allow_unconverged: UnconvergedOpt = False,
     allow_implausible: ImplausibleOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Recommend the peak learning rate and batch size for N parameters and D tokens.
+    """The peak learning rate and batch size for N parameters and D tokens, with intervals.
 
     Several points at once: comma-separated values (every N with every D), e.g.
     `predict 1B,7B 100B,1.4T`, or `--grid points.csv` (one point per row); `--out FILE.csv`
     or `--out FILE.json` writes the table.
     """
-    from ..api import DEFAULT_KIND
-
-    N, D, groups, many = _points(n, d, grid)
+    usage = "give N and D (e.g. 7e9 1.4e12), lists of them (1B,7B 100B,1.4T) or --grid FILE"
+    (N, D), groups = read_points({"N": n, "D": d}, grid, usage=usage)
+    many = grid is not None or len(N) > 1
     check_units(allow_implausible, N=N, D=D)
-    if not 0 < prob < 1:
-        _fail(f"--prob must be between 0 and 1; got {prob}")
+    _check_prob(prob)
     if out is not None:
         check_output_path(out, "--out")
     check_memory(len(N) * 600.0, "--grid", f"predicting {len(N)} points")
+    post = None
     if method == "paper":
         from ..bootstrap import BootstrapOLS
 
         model = BootstrapOLS.from_published()
+        seq_len = seq_len or 2048
         if raw:
             if many:
                 _fail("--raw prints one point; drop it for several points")
@@ -177,45 +183,70 @@ def predict(
         if raw:
             _fail("--raw is only available with --method paper")
         post = load_posterior(posterior, "law")
-        kind = "law" if law else (kind or DEFAULT_KIND)
-        table, note = _bayes_table(
-            post, N, D, group, groups, seq_len, kind, prob, allow_unconverged
-        )
+        table, note = _bayes_table(post, N, D, group, groups, _seq_len(post, seq_len), kind,
+                                   prob, allow_unconverged)  # fmt: skip
     else:
         _fail(f"--method must be 'bayes' or 'paper'; got {method!r}")
     if out is not None:
         write_table(table, out)
+    setup = post.setup if post is not None else "the Step Law paper's setup (published fit)"
     if many:
         if as_json:
             records = json.loads(table.to_json(orient="records", double_precision=15))
-            echo_json({"note": note, "predictions": records})
+            echo_json({"note": note, "setup": setup, "predictions": records})
         elif out is None:
-            shown = [c for c in table.columns if c not in ("seq_len",)]
-            typer.echo(table[shown].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-            typer.echo(f"({note})")
+            typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+            typer.echo(f"({note}; for {setup})")
         else:
             typer.echo(f"wrote {len(table)} predictions to {out} ({note})")
         return
     row = table.iloc[0]
     if as_json:
-        echo_json({"note": note, **{k: _jsonable(v) for k, v in row.items()}})
+        echo_json({"note": note, "setup": setup, **{k: _jsonable(v) for k, v in row.items()}})
         return
-    _print_one(row, N[0], D[0], seq_len, prob, note)
+    if method == "paper":
+        row = row.rename({c: f"{c}_median" for c in ("lr", "batch_tokens", "batch_sequences")})
+    _print_one(row, prob, note)
+    for note_line in extrapolation_notes(post, N[0], D[0]) if post is not None else []:
+        typer.echo(f"  {note_line}")
+    typer.echo(f"  (for {setup})")
 
 
-# --------------------------------------------------------------------------- landscape
-# (the landscape commands `plateau`, `recommend` and `plan-sweep` live below this line)
+# --------------------------------------------------------------------------- one run
 
 
-def _check_landscape_args(tol: float, group: str, post) -> None:
-    from ..api import check_group
+def run_lines(post, N, D, lr, batch, group, prob, unconverged, seed: int = 0):
+    """Lines and a JSON record of what the posterior says of one run: the loss it reports,
+    its probability of diverging, both plateau probabilities, L*, and what its batch costs."""
+    pct = f"{prob:.0%}"
+    pred = call(post.predict_loss, N, D, lr, batch, group=group, seed=seed,
+                allow_unconverged=unconverged).to_dataframe(prob).iloc[0]  # fmt: skip
+    star = call(post.best_loss, N, D, group=group, seed=seed,
+                allow_unconverged=unconverged).to_dataframe(prob).iloc[0]  # fmt: skip
+    lines = [
+        f"  final loss       {pred['loss_median']:.4f}   {pct} [{pred['loss_lower']:.4f}, "
+        f"{pred['loss_upper']:.4f}]   (the smoothed final loss the run will report, given "
+        "that it does not diverge)",
+        f"  P(diverges)      {pred['p_diverge']:.3f}",
+        f"  best loss L*     {star['loss_star_median']:.4f}   {pct} "
+        f"[{star['loss_star_lower']:.4f}, {star['loss_star_upper']:.4f}]   (the bottom of this "
+        "setting's loss surface)",
+    ]
+    record = {
+        "loss_median": float(pred["loss_median"]), "loss_lower": float(pred["loss_lower"]),
+        "loss_upper": float(pred["loss_upper"]), "p_diverge": float(pred["p_diverge"]),
+        "loss_star_median": float(star["loss_star_median"]),
+        "loss_star_lower": float(star["loss_star_lower"]),
+        "loss_star_upper": float(star["loss_star_upper"]), "prob": prob,
+    }  # fmt: skip
+    return lines, record
 
-    if not (math.isfinite(tol) and 0 < tol < 1):
-        _fail(f"--tol must be a relative loss between 0 and 1 (e.g. {DEFAULT_TOL}); got {tol}")
-    try:
-        check_group(post, group)
-    except (KeyError, ValueError) as exc:
-        _fail(str(exc.args[0] if exc.args else exc))
+
+def _cost_line(rec) -> str:
+    return (
+        f"  batch cost       {rec.cost:+.4f} in expected loss ({rec.cost / rec.expected_loss:+.2%})"
+        f" against the best (lr {rec.best_lr:.3e}, batch {rec.best_batch_tokens:.4g} tokens)"
+    )
 
 
 # negative numbers reach parse_quantity (a one-line error) instead of reading as options
@@ -229,135 +260,127 @@ def plateau(
         typer.Option("--batch-tokens", help="Batch size in tokens, e.g. 4M or 4194304."),
     ] = None,
     batch_sequences: BatchSequencesOpt = None,
-    seq_len: SeqLenOpt = 2048,
-    tol: Annotated[
-        float, typer.Option(help=f"Relative-loss tolerance ({DEFAULT_TOL} = {DEFAULT_TOL:.2%}).")
-    ] = DEFAULT_TOL,
+    seq_len: SeqLenOpt = None,
+    tol: TolOpt = DEFAULT_TOL,
     group: GroupOpt = "dense",
-    predictive: Annotated[
-        bool, typer.Option("--predictive", help="Include run-to-run loss noise.")
-    ] = False,
+    prob: ProbOpt = 0.9,
     posterior: PosteriorOpt = None,
-    loss_posterior: LossPosteriorOpt = None,
     allow_unconverged: UnconvergedOpt = False,
     allow_implausible: ImplausibleOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Probability that a run at (lr, batch) finishes within TOL of the setting's best loss.
-
-    Also prints the loss the run will report and what its batch costs in loss (loss model).
-    """
+    """Will a run at (lr, batch) land on the plateau? Both plateau probabilities, the loss it
+    will report, its odds of diverging, L* and what its batch costs, from one posterior."""
     from ..api import plateau_probability, recommend
 
     N, D = _quantities(n, d)
     lr_value = quantity(lr, "--lr")
-    bs_value, bs_seqs = batch_arg(batch_tokens, batch_sequences, seq_len, required=True)
+    post = load_posterior(posterior)
+    seq = _seq_len(post, seq_len)
+    bs_value, bs_seqs = batch_arg(batch_tokens, batch_sequences, seq, required=True)
     check_units(allow_implausible, N=N, D=D, lr=lr_value, batch_tokens=bs_value,
-                batch_sequences=bs_seqs, seq_len=seq_len)  # fmt: skip
-    post = load_posterior(posterior, "landscape")
-    _check_landscape_args(tol, group, post)
-    p = call(
-        plateau_probability, N, D, lr_value, bs_value, tol=tol, group=group,
-        predictive=predictive, posterior=post, allow_unconverged=allow_unconverged,
-    )  # fmt: skip
-    rec = call(
-        recommend, N, D, group=group, tol=tol, posterior=post, allow_unconverged=allow_unconverged
-    )
+                batch_sequences=bs_seqs, seq_len=seq)  # fmt: skip
+    _check_prob(prob)
+    group = _checked_group(post, group)
+    p = {
+        ref: float(call(plateau_probability, N, D, lr_value, bs_value, tol=tol, group=group,
+                        reference=ref, posterior=post, allow_unconverged=allow_unconverged))
+        for ref in ("optimum", "sweep")
+    }  # fmt: skip
+    rec = call(recommend, N, D, batch_tokens=bs_value, group=group, tol=tol, seq_len=seq,
+               posterior=post, allow_unconverged=allow_unconverged)  # fmt: skip
+    lines, record = run_lines(post, N, D, lr_value, bs_value, group, prob, allow_unconverged)
     notes = extrapolation_notes(post, N, D)
-    what = "including run noise" if predictive else "expected loss; run noise excluded"
-    loss_lines, loss_record = loss_summary(N, D, lr_value, bs_value, group, loss_posterior)
     if as_json:
-        payload = {
-            "N": N,
-            "D": D,
-            "lr": lr_value,
-            "batch_tokens": bs_value,
-            "tol": tol,
-            "group": group,
-            "predictive": predictive,
-            "plateau_probability": float(p),
-            "recommended_lr": float(rec.lr),
-            "recommended_batch_tokens": float(rec.batch_tokens),
-            "extrapolation": [note.removeprefix("note: ") for note in notes],
-            **loss_record,
-        }
-        echo_json(payload)
+        echo_json({
+            "N": N, "D": D, "lr": lr_value, "batch_tokens": bs_value, "tol": tol,
+            "group": group, "plateau_probability": p["optimum"],
+            "plateau_probability_sweep": p["sweep"], **record,
+            "best_lr_for_this_batch": rec.lr, "batch_cost": rec.cost,
+            "best_lr": rec.best_lr, "best_batch_tokens": rec.best_batch_tokens,
+            "extrapolation": [x.removeprefix("note: ") for x in notes], "setup": post.setup,
+        })  # fmt: skip
         return
     typer.echo(f"N = {N:.4g} parameters, D = {D:.4g} tokens, group {group}")
-    typer.echo(f"  lr {lr_value:.3e}, batch {bs_value:.4g} tokens")
-    typer.echo(f"  P(loss within {tol:.2%} of the setting's best) = {p:.3f}   ({what})")
-    typer.echo(
-        f"  (Bayes choice for this setting: lr {rec.lr:.3e}, batch {rec.batch_tokens:.4g} "
-        f"tokens, P = {rec.plateau_probability:.3f})"
-    )
-    for line in loss_lines:
+    typer.echo(f"  lr {lr_value:.3e}, batch {bs_value:.4g} tokens ({bs_value / seq:.4g} "
+               f"sequences of {seq})")  # fmt: skip
+    typer.echo(f"  P(expected loss within {tol:.2%} of L*, no divergence)        "
+               f"= {p['optimum']:.3f}")  # fmt: skip
+    typer.echo(f"  P(reported loss within {tol:.2%} of a grid sweep's best run) = {p['sweep']:.3f}")
+    for line in lines:
         typer.echo(line)
+    typer.echo(f"  best lr for this batch {rec.lr:.3e}")
+    typer.echo(_cost_line(rec))
     for note in notes:
         typer.echo(f"  {note}")
+    typer.echo(setup_note(post))
 
 
 @app.command(context_settings={"ignore_unknown_options": True})
 def recommend(
     n: ParamsArg,
     d: TokensArg,
+    lr: Annotated[
+        str | None, typer.Option("--lr", help="Fix the learning rate; choose the batch for it.")
+    ] = None,
     batch_tokens: Annotated[
         str | None,
         typer.Option("--batch-tokens", help="Fix the batch size (tokens); choose the lr for it."),
     ] = None,
     batch_sequences: BatchSequencesOpt = None,
-    tol: Annotated[
-        float, typer.Option(help="Relative-loss tolerance of the plateau probability.")
-    ] = DEFAULT_TOL,
+    tol: TolOpt = DEFAULT_TOL,
     group: GroupOpt = "dense",
-    seq_len: SeqLenOpt = 2048,
+    seq_len: SeqLenOpt = None,
+    prob: ProbOpt = 0.9,
     posterior: PosteriorOpt = None,
-    loss_posterior: LossPosteriorOpt = None,
     allow_unconverged: UnconvergedOpt = False,
     allow_implausible: ImplausibleOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """The (lr, batch) of least expected relative loss; with --batch-tokens, the best lr.
-
-    Also prints the loss the recommended run will report and what its batch costs in loss.
-    """
+    """The (lr, batch) of least expected loss (the Bayes decision); with --batch-tokens (or
+    --lr) fixed, the best lr (batch) for it. Also the loss the run will report, its odds of
+    diverging, L* and what a fixed batch costs, from one posterior."""
     from ..api import recommend as api_recommend
 
     N, D = _quantities(n, d)
-    bs_value, bs_seqs = batch_arg(batch_tokens, batch_sequences, seq_len)
-    check_units(allow_implausible, N=N, D=D, batch_tokens=bs_value, batch_sequences=bs_seqs,
-                seq_len=seq_len)  # fmt: skip
-    post = load_posterior(posterior, "landscape")
-    _check_landscape_args(tol, group, post)
-    rec = call(
-        api_recommend, N, D, batch_tokens=bs_value, group=group, tol=tol, seq_len=seq_len,
-        posterior=post, allow_unconverged=allow_unconverged,
-    )  # fmt: skip
+    post = load_posterior(posterior)
+    seq = _seq_len(post, seq_len)
+    lr_value = None if lr is None else quantity(lr, "--lr")
+    bs_value, bs_seqs = batch_arg(batch_tokens, batch_sequences, seq)
+    check_units(allow_implausible, N=N, D=D, lr=lr_value, batch_tokens=bs_value,
+                batch_sequences=bs_seqs, seq_len=seq)  # fmt: skip
+    _check_prob(prob)
+    group = _checked_group(post, group)
+    rec = call(api_recommend, N, D, lr=lr_value, batch_tokens=bs_value, group=group, tol=tol,
+               seq_len=seq, posterior=post, allow_unconverged=allow_unconverged)  # fmt: skip
+    lines, record = run_lines(post, N, D, rec.lr, rec.batch_tokens, group, prob,
+                              allow_unconverged)  # fmt: skip
     notes = extrapolation_notes(post, N, D)
-    loss_lines, loss_record = loss_summary(
-        N, D, float(rec.lr), float(rec.batch_tokens), group, loss_posterior
-    )
     if as_json:
-        payload = rec.to_dict() | {"extrapolation": [x.removeprefix("note: ") for x in notes]}
-        payload |= loss_record
-        echo_json(payload)
+        payload = rec.to_dict() | record | {"setup": post.setup}
+        echo_json(payload | {"extrapolation": [x.removeprefix("note: ") for x in notes]})
         return
+    fixed = set(rec.fixed)
     typer.echo(f"N = {N:.4g} parameters, D = {D:.4g} tokens, group {group}")
-    typer.echo(f"  peak lr          {rec.lr:.3e}")
-    fixed = " (fixed)" if rec.fixed_batch else ""
-    typer.echo(f"  batch (tokens)   {rec.batch_tokens:.4g}{fixed}")
-    typer.echo(f"  batch (seqs)     {rec.batch_sequences:.4g}")
+    typer.echo(f"  peak lr          {rec.lr:.3e}{' (fixed)' if 'lr' in fixed else ''}")
+    typer.echo(f"  batch (tokens)   {rec.batch_tokens:.4g}"
+               f"{' (fixed)' if 'batch_tokens' in fixed else ''}")  # fmt: skip
+    typer.echo(f"  batch (seqs)     {rec.batch_sequences:.4g} of {seq} tokens")
     typer.echo(
-        f"  expected excess loss {rec.expected_relative_loss:.3%}; "
-        f"P(within {rec.tol:.2%} of the best) = {rec.plateau_probability:.3f}"
+        f"  expected excess loss {rec.expected_excess:.3%} over L* (a diverged run counted at "
+        f"+50%); P(expected loss within {rec.tol:.2%} of L*) = {rec.plateau_probability:.3f}"
     )
+    for line in lines:
+        typer.echo(line)
+    if fixed:
+        typer.echo(_cost_line(rec))
     typer.echo(
-        f"  (posterior median optimum: lr {rec.lr_median_optimum:.3e}, batch "
+        f"  (median optimum: lr {rec.lr_median_optimum:.3e}, batch "
         f"{rec.batch_tokens_median_optimum:.4g} tokens; the choice minimises expected loss)"
     )
-    for line in loss_lines:
-        typer.echo(line)
     for note in notes:
         typer.echo(f"  {note}")
+    typer.echo(setup_note(post))
 
 
 _PLAN_OPTIONS = {"lr_step": "--grid-lr-step", "batch_step": "--grid-batch-step", "runs": "--runs"}
@@ -375,10 +398,8 @@ def plan_sweep(
         float, typer.Option("--grid-batch-step", help="Ratio between neighbouring grid batches.")
     ] = 2.0,
     group: GroupOpt = "dense",
-    tol: Annotated[
-        float, typer.Option(help="Relative-loss tolerance of the plateau probabilities.")
-    ] = DEFAULT_TOL,
-    seq_len: SeqLenOpt = 2048,
+    tol: TolOpt = DEFAULT_TOL,
+    seq_len: SeqLenOpt = None,
     posterior: PosteriorOpt = None,
     allow_unconverged: UnconvergedOpt = False,
     allow_implausible: ImplausibleOpt = False,
@@ -390,46 +411,38 @@ def plan_sweep(
     """K (lr, batch) runs at N, D chosen to make the best of them as good as possible.
 
     Greedy: each run added is the grid point of largest posterior expected improvement of the
-    sweep's best relative loss (landscape posterior). Grid values are powers of the steps.
+    sweep's best relative loss. Grid values are powers of the steps (2^(k/2) lrs and
+    power-of-two batches by default).
     """
-    from ..bayes.sampling import ConvergenceError
     from ..plan import plan_sweep as api_plan
 
     N, D = _quantities(n, d)
     check_units(allow_implausible, N=N, D=D)
     if out is not None:
         check_output_path(out, "--out")
-    for name, value in (("--grid-lr-step", lr_step), ("--grid-batch-step", batch_step)):
-        if not (math.isfinite(value) and value > 1):
-            _fail(f"{name} must be a grid ratio > 1 (e.g. 1.414 or 2); got {value}")
-    if runs < 1:
-        _fail(f"--runs must be a positive integer; got {runs}")
-    post = load_posterior(posterior, "landscape")
-    _check_landscape_args(tol, group, post)
+    post = load_posterior(posterior)
+    group = _checked_group(post, group)
     try:
         plan = api_plan(
             N, D, runs, group=group, lr_step=lr_step, batch_step=batch_step, tol=tol,
-            seq_len=seq_len, posterior=post, allow_unconverged=allow_unconverged,
+            seq_len=_seq_len(post, seq_len), posterior=post, allow_unconverged=allow_unconverged,
         )  # fmt: skip
     except (ValueError, KeyError) as exc:
         message = str(exc.args[0] if exc.args else exc)
         for name, option in _PLAN_OPTIONS.items():
             message = re.sub(rf"\b{name}\b", option, message)
-        _fail(message)
-    except ConvergenceError as exc:
-        _fail(str(exc).replace("pass allow_unconverged=True", "pass --allow-unconverged"))
+        _fail(message.replace("pass allow_unconverged=True", "pass --allow-unconverged"))
     table = plan.to_dataframe()
     if out is not None:
         write_table(table, out)
+    notes = extrapolation_notes(post, N, D)
     if as_json:
-        payload = {
+        echo_json({
             "expected_best_relative_loss": plan.expected_best_relative_loss,
-            "prob_any_within_tol": plan.prob_within_tol,
-            "n_candidates": plan.n_candidates,
+            "prob_any_within_tol": plan.prob_within_tol, "n_candidates": plan.n_candidates,
             "runs": json.loads(table.to_json(orient="records", double_precision=15)),
-            "extrapolation": [x.removeprefix("note: ") for x in extrapolation_notes(post, N, D)],
-        }
-        echo_json(payload)
+            "extrapolation": [x.removeprefix("note: ") for x in notes], "setup": post.setup,
+        })  # fmt: skip
         return
     typer.echo(
         f"N = {N:.4g} parameters, D = {D:.4g} tokens, group {group}: {runs} run(s) from "
@@ -437,24 +450,17 @@ def plan_sweep(
     )
     shown = table[["run", "lr", "batch_tokens", "batch_sequences", "expected_relative_loss",
                    "plateau_probability", "expected_best_relative_loss"]]  # fmt: skip
-    typer.echo(
-        shown.to_string(
-            index=False,
-            formatters={
-                "lr": "{:.3e}".format,
-                "batch_tokens": "{:.4g}".format,
-                "batch_sequences": "{:.4g}".format,
-                "expected_relative_loss": "{:.3%}".format,
-                "plateau_probability": "{:.3f}".format,
-                "expected_best_relative_loss": "{:.3%}".format,
-            },
-        )
-    )
+    typer.echo(shown.to_string(index=False, formatters={
+        "lr": "{:.3e}".format, "batch_tokens": "{:.4g}".format,
+        "batch_sequences": "{:.4g}".format, "expected_relative_loss": "{:.3%}".format,
+        "plateau_probability": "{:.3f}".format, "expected_best_relative_loss": "{:.3%}".format,
+    }))  # fmt: skip
     typer.echo(
         f"  expected relative loss of the best run: {plan.expected_best_relative_loss:.3%}; "
-        f"P(at least one within {tol:.2%} of the best) = {plan.prob_within_tol:.3f}"
+        f"P(at least one within {tol:.2%} of L*) = {plan.prob_within_tol:.3f}"
     )
-    for note in extrapolation_notes(post, N, D):
+    for note in notes:
         typer.echo(f"  {note}")
+    typer.echo(setup_note(post))
     if out is not None:
         typer.echo(f"wrote {out}")

@@ -48,10 +48,8 @@ import numpy as np
 import pandas as pd
 
 from .._format import markdown_table
-from ..bayes.loss import (
-    LossModel,
-    mark_diverged,
-)
+from ..bayes.loss_model import LossModel
+from ..bayes.surface import mark_diverged
 from .metrics import paired_bootstrap
 from .splits import Fold, make_folds
 
@@ -293,9 +291,11 @@ def bayes_forecast(post, runs: pd.DataFrame, group: str, seed: int = 0) -> Setti
     star = post.best_loss(N, D, group=group, seed=seed, allow_unconverged=True)
     return SettingForecast(
         median=frame["loss_median"].to_numpy(), lower=frame["loss_lower"].to_numpy(),
-        upper=frame["loss_upper"].to_numpy(), log_density=pred.log_density(runs["loss"]),
+        upper=frame["loss_upper"].to_numpy(),
+        log_density=post.loss_log_density(N, D, lr, bs, runs["loss"].to_numpy(float),
+                                          group=group, seed=seed),
         p_diverge=frame["p_diverge"].to_numpy(), sweep_best=float(np.nanmedian(best)),
-        loss_star=float(star.median()),
+        loss_star=float(star.median()["loss_star"]),
     )  # fmt: skip
 
 

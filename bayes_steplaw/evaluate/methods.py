@@ -112,24 +112,14 @@ def _fit_weighted(model, context: FoldContext):
         warnings.simplefilter("ignore", ConvergenceWarning)
         post = prepared.fit(weights, **context.sampler())
     diag = post.diagnostics
-    cache = _compile_cache_status() if compile_seconds else "reused"
     return post, {
         "converged": bool(diag["converged"]),
         "divergences": int(diag["divergences"]),
         "max_r_hat": float(diag["max_r_hat"]),
         "sample_seconds": float(post.metadata["sample_seconds"]),
         "compile_seconds": float(compile_seconds),
-        "compiled": cache,
+        "compiled": "compiled" if compile_seconds else "reused",
     }
-
-
-def _compile_cache_status() -> str:
-    """How this process got its compiled model: "compiled", or the disk cache's verdict."""
-    try:
-        from ..bayes.compile_cache import last_compile_info
-    except ImportError:  # the disk cache is optional
-        return "compiled"
-    return str(last_compile_info().get("cache") or "compiled")
 
 
 # --------------------------------------------------------------------------- Bayesian

@@ -1,0 +1,446 @@
+"""The loss model: the final loss of every run over (N, D, lr, batch, group), as one PyMC graph.
+
+Every run of every setting enters, diverged ones too. A run *diverged* when its final loss
+exceeds ``diverged`` (default 1.5) times its setting's lowest loss: on the released data every
+other run lies within 1.21x of its setting's best and every diverged one above 1.72x (181 dense
+runs, most between 6 and 7, all at lr >= 5.5e-3), so any ratio in between draws the same
+line. Divergence is a Bernoulli outcome, the loss of a run that did not diverge a Student-t
+around ``L*[s]·(1 + q)``, with the geometry of :mod:`bayes_steplaw.bayes.surface`. The runs'
+offsets from their setting's optimum are measured from ``m_lr``, ``m_bs``, the setting optima
+of the hierarchical Step Law (:func:`bayes_steplaw.bayes.law.law_means`, centred, as in the
+landscape model), so the optimum model, the landscape and this one tell one story;
+``ln L*[s] ~ Normal(ln L*(N, D, group), σ_setting_star)`` with a Chinchilla-type law whose
+floor E has partially pooled group offsets (every group column); the surface's shape
+parameters are quadratic in centred ln N and ln D with an offset per level of the first group
+column (the family). Priors: :data:`LOSS_PRIORS` and the law's
+(:data:`bayes_steplaw.bayes.law.PRIORS`). :class:`LossPosterior` predicts with numpy alone;
+PyMC is imported only to build.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from .._validate import check_choice
+from .design import DEFAULT_GROUPS, Design, build_design, level_dims
+from .law import PRIORS
+from .loss import LossPosterior
+from .model import Built, Model
+from .surface import (
+    BEST_LAWS,
+    DIVERGED_RATIO,
+    LOSS_PRIORS,
+    NOISES,
+    SURFACES,
+    best_loss,
+    check_ratio,
+    divergence_logit,
+    excess,
+    mark_diverged,
+    mean_scale,
+    run_logpdf,
+    shape_column,
+)
+
+DEFAULT_SURFACE = "full"
+DEFAULT_BEST_LAW = "chinchilla-power"
+DEFAULT_SHAPE_TERMS = "quadratic"
+DEFAULT_NOISE = "spikes"
+BOX_MARGIN, BOX_SD = 1.0, 0.25  # an optimum beyond e x its grid's ends costs (excess / 0.25)²/2
+
+
+# --------------------------------------------------------------------------- PyMC pieces
+#
+# The graph is written with few, vector-valued random variables (one per kind of parameter)
+# and one gather from settings to runs: the compiled log density is then small (it compiles
+# in seconds with JAX) and its gradient has no scatter per parameter. The names the
+# predictive reads (c, alpha, a_lr_family, m_lr, shape_coef, ...) are Deterministics of them;
+# the raw vectors are named z_* and are not kept in saved posteriors.
+
+LAWS = ("lr", "bs", "star")
+"""What the group offsets and the setting effects move: ln lr*, ln B*, ln L*."""
+SETTING_SCALE = (0.05, 0.1, 0.002)
+"""Sampler scale of a setting's ln lr*, ln B*, ln L* around its best run (about the posterior
+sd of each when the setting's runs pin it down; the coordinate itself is flat)."""
+TERMS = {"linear": ("1", "u", "v"), "quadratic": ("1", "u", "v", "vv", "uv")}
+"""The terms of a shape parameter in centred ln N (u) and ln D (v)."""
+
+
+def _vector(name: str, dist, priors: dict, keys: tuple[str, ...]):
+    """One vector-valued random variable holding the parameters ``keys``, each with its prior
+    from ``priors`` (all of the family ``dist``: Normal's mu and sigma, or HalfNormal's sigma)."""
+    args = np.array([priors[k][1:] for k in keys]).T
+    return dist(name, *args, shape=len(keys))
+
+
+def _group_offsets(design: Design, prefix: str = ""):
+    """Per-setting sums of the group offsets of ln lr*, ln B*, ln L*: a tensor (settings, 3).
+
+    Each group column has three population scales (Gamma priors: PRIORS["sigma_group"] for
+    the optima, LOSS_PRIORS["sigma_star_group"] for the best loss) and, for every set of
+    sibling levels, centred zero-sum offsets: the parent's offset is the siblings' mean.
+    Recorded as ``a_<law>_<column>`` and ``sigma_<law>_<column>``, as the optimum model's.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    shape_a = np.array([PRIORS["sigma_group"][1]] * 2 + [LOSS_PRIORS["sigma_star_group"][1]])
+    rate = np.array([PRIORS["sigma_group"][2]] * 2 + [LOSS_PRIORS["sigma_star_group"][2]])
+    total = pt.zeros((len(design.settings), 3))
+    for j, lev in enumerate(design.hierarchy.levels):
+        sigma = pm.Gamma(f"z_sigma_{lev.column}", alpha=shape_a, beta=rate, shape=3)
+        parents = np.asarray(lev.parents)
+        siblings = np.unique(parents)
+        pieces, order = [], []
+        for k, parent in enumerate(siblings):
+            members = np.flatnonzero(parents == parent)
+            order.extend(members)
+            if len(members) == 1:
+                pieces.append(pt.zeros((3, 1)))
+            else:
+                label = lev.column if len(siblings) == 1 else f"{lev.column}_{k}"
+                pieces.append(
+                    pm.ZeroSumNormal(f"e_{label}", sigma=sigma[:, None], shape=(3, len(members)))
+                )
+        offsets = pt.concatenate(pieces, axis=1)[:, np.argsort(order)]
+        for i, law in enumerate(LAWS):
+            pm.Deterministic(f"sigma_{law}_{lev.column}", sigma[i])
+            pm.Deterministic(f"a_{law}_{lev.column}", offsets[i], dims=f"level_{lev.column}")
+        padded = pt.concatenate([offsets.T, pt.zeros((1, 3))], axis=0)  # index -1: no offset
+        total = total + padded[design.setting_levels[:, j]]
+    return total
+
+
+def star_law(form: str) -> dict:
+    """The best-loss law's parameters (:func:`.surface.best_loss`) from a sampler-friendly set.
+
+    The runs pin down the law's value at the data's centre, ``L0``, and its log-slopes there,
+    ``γ_N`` and ``γ_D``; the floor's share ``f = E / L0`` (and, for the Chinchilla forms, the
+    mix ``π = A / (A + B)`` and the power ``c``) only bend the law away from the centre.
+    Sampling (L0, γ_N, γ_D, f, ...) instead of (E, A, a, ...) takes the sampler off the ridges
+    between the floor and the coefficients. For ``form="product"``, L* = E + K·N^-a·D^-b,
+    ``γ_N = (1 − f)·a`` and ``γ_D = (1 − f)·b``: one bending parameter, f, which the curvature
+    of ln L* in ln D fixes. The law's own parameters are recorded as ``star_*``.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    power = form == "chinchilla-power"
+    names = ("star_L0", "star_slope_N", "star_slope_D", "star_c")[: 4 if power else 3]
+    positive = _vector("z_star_positive", pm.LogNormal, LOSS_PRIORS, names)
+    shares = ("star_floor",) if form == "product" else ("star_floor", "star_mix")
+    share = _vector("z_star_share", pm.Beta, LOSS_PRIORS, shares)
+    level, slope_n, slope_d = positive[0], positive[1], positive[2]
+    floor = share[0]
+    law = {
+        "floor": pm.Deterministic("star_floor", floor),
+        "L0": pm.Deterministic("star_L0", level),
+        "E": pm.Deterministic("star_E", floor * level),
+    }
+    if form == "product":
+        return law | {
+            "log_K": pm.Deterministic("star_log_K", pt.log((1.0 - floor) * level)),
+            "a": pm.Deterministic("star_a", slope_n / (1.0 - floor)),
+            "b": pm.Deterministic("star_b", slope_d / (1.0 - floor)),
+        }
+    c = positive[3] if power else pt.constant(1.0)
+    mix = share[1]
+    log_sum = pt.log((1.0 - floor) * level) / c  # ln(A + B)
+    spread = (1.0 - floor) * c
+    return law | {
+        "log_A": pm.Deterministic("star_log_A", log_sum + pt.log(mix)),
+        "a": pm.Deterministic("star_a", slope_n / (spread * mix)),
+        "log_B": pm.Deterministic("star_log_B", log_sum + pt.log1p(-mix)),
+        "b": pm.Deterministic("star_b", slope_d / (spread * (1.0 - mix))),
+        "c": pm.Deterministic("star_c", c),
+    }
+
+
+def _start(design: Design, origin: np.ndarray, form: str) -> dict[str, np.ndarray]:
+    """Starting values of the laws, from each setting's best run: the lr and batch laws by
+    least squares (shrunk to their priors), the best-loss law by nonlinear least squares with
+    an offset per setting group. A chain that starts at the priors' centres spends its
+    tuning on the way (the best loss is pinned to 0.1%) and can stop in a wrong valley."""
+    from scipy.optimize import least_squares
+
+    u, v = design.log_n, design.log_d
+    start = {}
+    mu0 = np.array([PRIORS[k][1] for k in _LAW])
+    sd0 = np.array([PRIORS[k][2] for k in _LAW])
+    law = mu0.copy()
+    for cols, y, idx in (((np.ones_like(u), u, v), origin[:, 0], [0, 2, 3]),
+                         ((np.ones_like(u), v), origin[:, 1], [1, 4])):  # fmt: skip
+        X = np.column_stack(cols)
+        prior = np.diag(1 / sd0[idx] ** 2) * 0.3**2  # residual sd 0.3 against the priors' sd
+        law[idx] = np.linalg.solve(X.T @ X + prior, X.T @ y + prior @ mu0[idx])
+    start["z_law"] = law
+    groups = np.unique(design.setting_levels, axis=0, return_inverse=True)[1].ravel()
+    n_groups = int(groups.max()) + 1
+    power = form == "chinchilla-power"
+    names = ("star_L0", "star_slope_N", "star_slope_D", "star_c")[: 4 if power else 3]
+    shares = ("star_floor",) if form == "product" else ("star_floor", "star_mix")
+    pos0 = np.array([LOSS_PRIORS[n][1] for n in names])
+    sh0 = np.array([LOSS_PRIORS[n][1] / (LOSS_PRIORS[n][1] + LOSS_PRIORS[n][2]) for n in shares])
+
+    def law_of(p):
+        pos, share = np.exp(p[: len(names)]), 1 / (1 + np.exp(-p[len(names) : len(names) + 2]))
+        level, sn, sd = pos[:3]
+        f = share[0]
+        offsets = np.concatenate([p[len(names) + len(shares) :], [0.0]])[groups]
+        if form == "product":
+            star = {"E": f * level, "log_K": np.log((1 - f) * level), "a": sn / (1 - f),
+                    "b": sd / (1 - f)}  # fmt: skip
+        else:
+            c, mix = (pos[3] if power else 1.0), share[1]
+            log_sum = np.log((1 - f) * level) / c
+            star = {"E": f * level, "log_A": log_sum + np.log(mix), "a": sn / ((1 - f) * c * mix),
+                    "log_B": log_sum + np.log1p(-mix), "b": sd / ((1 - f) * c * (1 - mix)),
+                    "c": c}  # fmt: skip
+        star["E"] = star["E"] + offsets * level
+        return np.log(best_loss(u, v, star))
+
+    p0 = np.concatenate([pos0, np.log(sh0 / (1 - sh0)), np.zeros(n_groups - 1)])
+    prior_sd = np.concatenate([[LOSS_PRIORS[n][2] for n in names], np.ones(len(shares)),
+                               np.full(n_groups - 1, 0.1)])  # fmt: skip
+    with np.errstate(all="ignore"):
+        fit = least_squares(
+            lambda p: np.concatenate([(law_of(p) - origin[:, 2]) / 0.002, (p - p0) / prior_sd]),
+            p0, method="trf", max_nfev=2000,
+        )  # fmt: skip
+    if np.isfinite(fit.x).all() and fit.cost < 1e6:
+        start["z_star_positive"] = np.exp(fit.x[: len(names)])
+        start["z_star_share"] = 1 / (1 + np.exp(-fit.x[len(names) : len(names) + len(shares)]))
+    return start
+
+
+def _box(design: Design) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per setting and axis (ln lr, ln B): the lowest and highest value of its runs, and
+    whether the sweep brackets its optimum there (at least three distinct values)."""
+    frame = pd.DataFrame(
+        {"s": design.run_setting, "lr": design.log_lr, "bs": design.log_bs}
+    ).groupby("s")
+    lo = frame[["lr", "bs"]].min().to_numpy()
+    hi = frame[["lr", "bs"]].max().to_numpy()
+    brackets = frame[["lr", "bs"]].nunique().to_numpy() >= 3
+    return lo, hi, brackets
+
+
+_LAW = ("c", "d", "alpha", "beta", "gamma")
+_DIV = ("div_tau0", "div_tau0_slopes", "div_tau0_slopes", "div_tau1", "div_tau2")
+
+
+class LossModel(Model):
+    """The loss model of the hierarchical Step Law (module docstring).
+
+    Parameters
+    ----------
+    groups : sequence of str
+        Group columns of the offsets, outermost first.
+    batch_depends_on_N : bool
+        Add δ·(ln N − ln N0) to the batch law.
+    surface : {"bowl", "skew", "full"}
+        Shape parameters the surface estimates (:data:`~bayes_steplaw.bayes.surface.SURFACES`):
+        ``"bowl"`` a tilted quadratic, ``"skew"`` exponential walls on one side of each axis,
+        ``"full"`` also a bending valley and an lr curvature that changes with the batch.
+    best_law : {"chinchilla", "chinchilla-power"}
+        The law of the best loss (exponent ``c`` fixed at 1, or estimated).
+    diverged : float
+        A run diverged when its loss exceeds this multiple of its setting's lowest loss.
+    noise : {"spikes", "hetero-tails"}
+        Run noise of scale ``L*·(σ0 + σ1·q)``: a Student-t with upward spikes away from the
+        optimum, or a Student-t whose tails go from ν at the optimum to ν_far away from it
+        (:func:`.surface.run_logpdf`).
+    shape_terms : {"linear", "quadratic"}
+        Each shape parameter linear in centred ln N and ln D, or with ``(ln D)²`` and
+        ``ln N·ln D`` terms too.
+    """
+
+    kind = "loss"
+    posterior_class = LossPosterior
+    # 4 x 500 draws pass the gate (bulk and tail ESS >= 400) on the released data; trees of
+    # depth <= 6 (64 steps) are what the adapted sampler needs (mean depth 4), and the cap
+    # halves the cost of the first tuning windows, before the mass matrix is learnt
+    sampler_defaults: ClassVar[dict] = {"draws": 500, "tune": 300, "target_accept": 0.9,
+                                        "max_depth": 6}  # fmt: skip
+
+    def __init__(
+        self,
+        groups: tuple[str, ...] | list[str] = DEFAULT_GROUPS,
+        *,
+        batch_depends_on_N: bool = False,
+        surface: str = DEFAULT_SURFACE,
+        best_law: str = DEFAULT_BEST_LAW,
+        diverged: float = DIVERGED_RATIO,
+        noise: str = DEFAULT_NOISE,
+        shape_terms: str = DEFAULT_SHAPE_TERMS,
+    ):
+        super().__init__(groups, batch_depends_on_N=batch_depends_on_N)
+        self.shape_terms = check_choice(shape_terms, "shape_terms", ("linear", "quadratic"))
+        self.surface = check_choice(surface, "surface", tuple(SURFACES))
+        self.best_law = check_choice(best_law, "best_law", BEST_LAWS)
+        self.diverged = check_ratio(diverged)
+        self.noise = check_choice(noise, "noise", NOISES)
+
+    def get_config(self) -> dict:
+        """JSON-ready arguments of this model."""
+        return {
+            **super().get_config(),
+            "surface": self.surface,
+            "best_law": self.best_law,
+            "diverged": self.diverged,
+            "noise": self.noise,
+            "shape_terms": self.shape_terms,
+        }
+
+    def build(self, sweeps: pd.DataFrame, *, weighted: bool = False) -> Built:
+        """The PyMC loss model of every run of ``sweeps``.
+
+        Every run's log-likelihood is multiplied by its weight (``run_weight``, a data
+        vector of ones unless a held-out fold sets some to 0), so one graph serves the fit and
+        every held-out refit; ``weighted`` is accepted for the :class:`Model` interface.
+        """
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        runs = mark_diverged(sweeps, self.diverged)
+        design = build_design(runs, self.groups)
+        n_set = len(design.settings)
+        column = shape_column(design)
+        div = runs["diverged"].to_numpy(bool)
+        loss = runs["loss"].to_numpy(float)
+        rs = design.run_setting
+        u, v = design.log_n, design.log_d
+        best = runs.loc[runs.groupby("setting")["loss"].idxmin()].set_index("setting")
+        best = best.reindex(design.settings)
+        origin = np.column_stack(
+            [np.log(best[c].to_numpy(float)) for c in ("lr", "batch_tokens", "loss")]
+        )
+        lo, hi, brackets = _box(design)
+        terms = TERMS[self.shape_terms]
+        basis = np.column_stack([np.ones(n_set), u, v, v * v, u * v][: len(terms)])
+        names = SURFACES[self.surface]
+        coords = {"setting": design.settings, "run": np.arange(len(runs)), "shape": list(names),
+                  "term": list(terms), "div_term": ["1", "u", "v"]}  # fmt: skip
+        coords.update(level_dims(design.hierarchy))
+        with pm.Model(coords=coords) as model:
+            w = pm.Data("run_weight", np.ones(len(runs)), dims="run", shape=(len(runs),))
+            # the settings whose runs all weigh 0 are held out: no grid box for them
+            setting_w = pt.inc_subtensor(pt.zeros(n_set)[rs], w) > 0
+            # ---- the Step Law of the optima and the law of the best loss, with group offsets
+            law = _vector("z_law", pm.Normal, PRIORS, _LAW)
+            for i, name in enumerate(_LAW):
+                pm.Deterministic(name, law[i])
+            c, d, alpha, beta, gamma = (law[i] for i in range(5))
+            star = star_law(self.best_law)
+            offsets = _group_offsets(design)
+            mu_lr = c + alpha * u + beta * v + offsets[:, 0]
+            mu_bs = d + gamma * v + offsets[:, 1]
+            if self.batch_depends_on_N:
+                mu_bs = mu_bs + pm.Normal("delta", *PRIORS["delta"][1:]) * u
+            # a group's floor is E + r_g·L0: r_g is, to first order, the group's offset of
+            # ln L* at the data's centre (what its runs pin down), and it stays an offset of the
+            # floor as the reducible part vanishes (MoE extrapolates in D with it; an offset
+            # of ln L* itself shrinks too slowly). Written additively, not as E·exp(r_g / f):
+            # the division ties each offset to the floor's share and slows the sampler
+            law_star = {**star, "E": star["E"] + offsets[:, 2] * star["L0"]}
+            mu_star = pt.log(best_loss(u, v, law_star, xp=pt))
+            # ---- each setting's optimum and best loss: a flat coordinate around its best run,
+            # the laws as a potential (a held-out setting follows the laws alone)
+            sigma_setting = pm.HalfNormal(
+                "z_sigma_setting",
+                sigma=np.array([PRIORS["sigma_setting"][1]] * 2
+                               + [LOSS_PRIORS["sigma_setting_star"][1]]),
+                shape=3,
+            )  # fmt: skip
+            for i, law_name in enumerate(LAWS):
+                pm.Deterministic(f"sigma_setting_{law_name}", sigma_setting[i])
+            z = pm.Flat("z_setting", shape=(n_set, 3))
+            setting = origin + np.asarray(SETTING_SCALE) * z
+            mu = pt.stack([mu_lr, mu_bs, mu_star], axis=1)
+            pm.Potential("setting_laws", pm.logp(pm.Normal.dist(mu, sigma_setting), setting).sum())
+            m_lr = pm.Deterministic("m_lr", setting[:, 0], dims="setting")
+            m_bs = pm.Deterministic("m_bs", setting[:, 1], dims="setting")
+            pm.Deterministic("loss_star", pt.exp(setting[:, 2]), dims="setting")
+            pm.Deterministic("u", m_lr - mu_lr, dims="setting")
+            pm.Deterministic("v", m_bs - mu_bs, dims="setting")
+            # a sweep that brackets its optimum holds it: one more than e (2.7x) outside its
+            # grid costs (excess / 0.25)²/2 (else a chain can wander off with a batch optimum
+            # tens of times beyond the grid, where the walls explain the runs about as well)
+            outside = pt.maximum(lo - BOX_MARGIN - setting[:, :2], 0.0)
+            outside = outside + pt.maximum(setting[:, :2] - hi - BOX_MARGIN, 0.0)
+            boxed = brackets * setting_w[:, None]
+            pm.Potential("grid_box", -0.5 * (boxed * (outside / BOX_SD) ** 2).sum())
+            # ---- the surface's shape: terms in (u, v) plus an offset per family
+            shape_mu = np.zeros((len(names), len(terms)))
+            shape_sd = np.full((len(names), len(terms)), LOSS_PRIORS["shape_slopes"][2])
+            shape_sd[:, 3:] /= 2
+            for i, name in enumerate(names):
+                shape_mu[i, 0], shape_sd[i, 0] = LOSS_PRIORS[f"shape_{name}"][1:]
+            coef = pm.Normal("shape_coef", mu=shape_mu, sigma=shape_sd, dims=("shape", "term"))
+            # per run: its setting's terms are constants, so the shapes are one small product
+            shapes = pt.dot(basis[rs], coef.T)  # (runs, shapes)
+            if column is not None:
+                n_fam = len(design.hierarchy.levels[0].labels)
+                family = pm.ZeroSumNormal(
+                    f"shape_{column}", sigma=LOSS_PRIORS["shape_group"][1],
+                    shape=(len(names), n_fam), dims=("shape", f"level_{column}"),
+                )  # fmt: skip
+                padded = pt.concatenate([family.T, pt.zeros((1, len(names)))], axis=0)
+                shapes = shapes + padded[design.setting_levels[rs, 0]]
+            # ---- the divergence threshold's level, linear in (u, v)
+            dv = _vector("z_div", pm.Normal, LOSS_PRIORS, _DIV)
+            width = pm.HalfNormal("div_width", LOSS_PRIORS["div_width"][1])
+            pm.Deterministic("div_tau0", dv[:3], dims="div_term")
+            pm.Deterministic("div_tau1", dv[3])
+            pm.Deterministic("div_tau2", dv[4])
+            tau0 = pt.dot(basis[rs, :3], dv[:3])
+            # ---- every run: its setting's optimum and best loss, one gather (an indexing,
+            # whose gradient JAX sums by index: cheaper than a product with a one-hot matrix)
+            at_run = setting[rs]
+            x = design.log_lr - at_run[:, 0]
+            y = design.log_bs - at_run[:, 1]
+            q = excess(x, y, {name: shapes[:, i] for i, name in enumerate(names)}, xp=pt)
+            scales = _vector("z_scale", pm.HalfNormal, LOSS_PRIORS, ("sigma_run", "sigma_run_q"))
+            sigma0 = pm.Deterministic("sigma_run", scales[0])
+            sigma1 = pm.Deterministic("sigma_run_q", scales[1])
+            noise = {"nu": _vector("z_nu", pm.Gamma, LOSS_PRIORS, ("nu",))[0]}
+            if self.noise == "hetero-tails":
+                noise["nu_far"] = _vector("z_nu_far", pm.Gamma, LOSS_PRIORS, ("nu_far",))[0]
+            else:
+                noise["spike_w"] = _vector("z_spike_w", pm.Beta, LOSS_PRIORS, ("spike_w",))[0]
+                spike = _vector("z_spike", pm.LogNormal, LOSS_PRIORS, ("spike_mean", "spike_sd"))
+                noise["spike_mean"], noise["spike_sd"] = spike[0], spike[1]
+            for name, value in noise.items():
+                pm.Deterministic(name, value)
+            loss_star_run = pt.exp(at_run[:, 2])
+            mean, scale = mean_scale(q, loss_star_run, sigma0, sigma1)
+            alive = run_logpdf(loss, mean, scale, q, noise, xp=pt)
+            params = {"tau0": tau0, "tau1": dv[3], "tau2": dv[4], "width": width}
+            logit = divergence_logit(x, y, params)
+            # a diverged run: ln P(diverge); any other: ln P(not diverge) + its loss density
+            ll = pt.switch(div, -pt.softplus(-logit), -pt.softplus(logit) + alive)
+            pm.Potential("runs", (w * ll).sum())
+        extra = {
+            "surface": self.surface,
+            "best_law": self.best_law,
+            "diverged_ratio": self.diverged,
+            "noise": self.noise,
+            "shape_terms": self.shape_terms,
+            "shape_column": column,
+            "n_diverged": int(div.sum()),
+            "priors": PRIORS,
+            "loss_priors": LOSS_PRIORS,
+        }
+        # the best loss, the optima and the surface's shape move together (a deeper bowl and a
+        # lower floor explain the same runs); a low-rank mass matrix follows such directions
+        options = {"low_rank_modified_mass_matrix": True}
+        # chains start at each setting's best run, jittered within about its posterior sd, and
+        # the laws at their least-squares fits (_start); every other parameter at its prior's
+        # centre, unjittered (a jitter of one unit there sends a
+        # chain far off, to spend its tuning on the way back)
+        start = _start(design, origin, self.best_law)
+        return Built(model, design, extra | {"nutpie_kwargs": options}, options, ("z_setting",),
+                     start)  # fmt: skip
