@@ -1,6 +1,7 @@
-/* The planner page's plateau map (docs/planner.html): an SVG of the plateau probability over
-   (lr, batch), drawn as the package's plots draw it (bayes_steplaw.plots: viridis, the
-   Okabe-Ito roles, log ticks labelled "2e-3" and "4M"); the colours come from planner.json. */
+/* The planner page's map (docs/planner.html): an SVG of the expected loss over (lr, batch),
+   as its excess over the best choice's, with the plateau probability's contours, drawn as the
+   package's plots draw (bayes_steplaw.plots: viridis, the Okabe-Ito roles, log ticks labelled
+   "2e-3" and "4M"); the colours come from planner.json. */
 "use strict";
 
 window.PlannerMap = (() => {
@@ -40,11 +41,21 @@ window.PlannerMap = (() => {
   }
 
   const PLOT = { left: 74, top: 14, width: 466, height: 380 };
+  // the colour scale: the expected loss's excess over the best choice's, 0.01% to 10%, log
+  const EXCESS_RANGE = [-4, -1];
 
-  /** The plateau map into `svg`: probabilities (viridis), the 0.5 and 0.9 contours, log axes
-      labelled as the plots label them, a colorbar and the markers `marks`. */
-  function drawHeatmap(svg, data, grid, marks, tol) {
-    const colorStops = data.style.colormap.stops.map(hexToRgb);
+  /** Position on the colour scale (0: at most 0.01% above the best; 1: 10% or more). */
+  function excessLevel(excess) {
+    const [lo, hi] = EXCESS_RANGE;
+    if (!(excess > 10 ** lo)) return Number.isNaN(excess) ? 1 : 0;
+    return Math.min((Math.log10(excess) - lo) / (hi - lo), 1);
+  }
+
+  /** The map into `svg`: the expected loss's excess over `best` (the best choice's expected
+      loss; reversed viridis, log scale), the plateau probability's 0.5 and 0.9 contours, log
+      axes labelled as the plots label them, a colorbar and the markers `marks`. */
+  function drawHeatmap(svg, data, grid, marks, tol, best) {
+    const colorStops = data.style.colormap.stops.map(hexToRgb).reverse();
     svg.replaceChildren();
     const n = grid.xs.length;
     const dx = grid.xs[1] - grid.xs[0];
@@ -67,7 +78,7 @@ window.PlannerMap = (() => {
     const img = ctx.createImageData(n, n);
     for (let i = 0; i < n; i++) {
       for (let j = 0; j < n; j++) {
-        const [r, g, b] = colour(colorStops, grid.prob[i][j]);
+        const [r, g, b] = colour(colorStops, excessLevel(grid.expected[i][j] / best - 1));
         const o = ((n - 1 - i) * n + j) * 4;
         img.data[o] = r;
         img.data[o + 1] = g;
@@ -90,7 +101,6 @@ window.PlannerMap = (() => {
         width: PLOT.width,
         height: PLOT.height,
         preserveAspectRatio: "none",
-        style: "image-rendering: pixelated",
       }),
     );
 
@@ -181,7 +191,7 @@ window.PlannerMap = (() => {
 
     // colorbar
     const cbX = PLOT.left + PLOT.width + 22;
-    const grad = el("linearGradient", { id: "cbar", x1: 0, y1: 1, x2: 0, y2: 0 });
+    const grad = el("linearGradient", { id: "cbar", x1: 0, y1: 0, x2: 0, y2: 1 });
     data.style.colormap.stops.forEach((c, i, all) =>
       grad.append(el("stop", { offset: i / (all.length - 1), "stop-color": c })),
     );
@@ -196,8 +206,9 @@ window.PlannerMap = (() => {
         class: "frame",
       }),
     );
-    for (const p of [0, 0.25, 0.5, 0.75, 0.9, 1]) {
-      const y = PLOT.top + PLOT.height * (1 - p);
+    const [lo, hi] = EXCESS_RANGE;
+    for (let e = lo; e <= hi; e++) {
+      const y = PLOT.top + PLOT.height * (1 - (e - lo) / (hi - lo));
       axes.append(
         el("line", {
           x1: cbX + 14,
@@ -208,17 +219,18 @@ window.PlannerMap = (() => {
           class: "cbar-tick",
         }),
       );
-      axes.append(el("text", { x: cbX + 21, y: y + 4 }, String(p)));
+      const label = `${e === lo ? "≤ " : e === hi ? "≥ " : ""}${fmtPct(10 ** e, Math.max(0, -e - 2))}`;
+      axes.append(el("text", { x: cbX + 21, y: y + 4 }, label));
     }
     axes.append(
       el(
         "text",
         {
           class: "axis-label",
-          transform: `translate(${cbX + 56} ${PLOT.top + PLOT.height / 2}) rotate(90)`,
+          transform: `translate(${cbX + 70} ${PLOT.top + PLOT.height / 2}) rotate(90)`,
           "text-anchor": "middle",
         },
-        `P(relative loss ≤ ${fmtPct(tol, 2)})`,
+        "expected loss above the best choice's",
       ),
     );
     svg.append(axes);
@@ -282,12 +294,12 @@ window.PlannerMap = (() => {
   }
 
   /** The map's legend into `box`, in the markers' colours. */
-  function drawLegend(box, data, hasMine) {
+  function drawLegend(box, data, hasMine, tol) {
     const c = data.style.colors;
     const items = [
       legendItem(
         `<path d="M11 1L17 7L11 13L5 7Z" fill="none" stroke="${c.recommend}" stroke-width="2.2"/>`,
-        "recommendation",
+        "recommendation (least expected loss)",
       ),
       legendItem(
         `<path d="M7 3L15 11M7 11L15 3" stroke="${c.paper}" stroke-width="2.6" stroke-linecap="round"/>`,
@@ -295,11 +307,11 @@ window.PlannerMap = (() => {
       ),
       legendItem(
         `<path d="M1 7H21" stroke="${c.plateau}" stroke-width="2.4"/>`,
-        "P = 0.9 (plateau region)",
+        `P(plateau) = 0.9 (tol ${fmtPct(tol, 2)})`,
       ),
       legendItem(
-        `<rect width="22" height="14" fill="${data.style.colormap.stops[32]}"/><path d="M1 7H21" stroke="#fff" stroke-width="1.6" stroke-dasharray="5 3"/>`,
-        "P = 0.5",
+        `<rect width="22" height="14" fill="${data.style.colormap.stops[20]}"/><path d="M1 7H21" stroke="#fff" stroke-width="1.6" stroke-dasharray="5 3"/>`,
+        "P(plateau) = 0.5",
       ),
     ];
     if (hasMine) {
