@@ -29,11 +29,13 @@ from .bayes.posterior import Posterior, PosteriorFileError, load, load_default
 from .bayes.predictive import Draws
 from .bayes.sampling import ConvergenceError, ConvergenceWarning
 from .bootstrap import BootstrapOLS, DegenerateResampleWarning, reproduction_table
+from .calibrate import CalibrationPlan, CalibrationWarning, plan_calibration
 from .datasets.registry import DataError
-from .datasets.simulate import Bowl, TrueLaw, simulate_sweeps
+from .datasets.simulate import TrueLaw, TrueSurface, simulate_sweeps
 from .datasets.sweeps import (
     SweepValidationError,
     SweepWarning,
+    load_external,
     load_sweeps,
     near_optimal,
     read_sweeps,
@@ -51,7 +53,8 @@ __all__ = [
     "DEFAULT_TOL",
     "USER_PREFIX",
     "BootstrapOLS",
-    "Bowl",
+    "CalibrationPlan",
+    "CalibrationWarning",
     "ConvergenceError",
     "ConvergenceWarning",
     "DataError",
@@ -74,6 +77,7 @@ __all__ = [
     "SweepValidationError",
     "SweepWarning",
     "TrueLaw",
+    "TrueSurface",
     "UnidentifiableSweepError",
     "UnitSlipWarning",
     "__version__",
@@ -86,8 +90,10 @@ __all__ = [
     "fit",
     "load",
     "load_default",
+    "load_external",
     "load_sweeps",
     "near_optimal",
+    "plan_calibration",
     "plan_sweep",
     "plateau_probability",
     "pool_with_released",

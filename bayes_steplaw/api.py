@@ -155,10 +155,10 @@ def predict(
     group : str
         ``"dense"``, ``"moe"``, ``"moe/1in8"``, ... or ``"new"``; for a posterior pooled with
         the released data, your groups are ``"user:<name>"``.
-    kind : {"sweep", "optimum", "law"}, optional
-        What the interval is about: ``"sweep"`` (default), the best run a grid sweep of a new
-        setting will find; ``"optimum"``, the optimum of a new setting (the argmin of its
-        expected loss); ``"law"``, the law's optimum.
+    kind : {"optimum", "sweep", "law"}, optional
+        What the interval is about: ``"optimum"`` (default), the optimum of a new setting (the
+        argmin of its expected loss); ``"sweep"``, the best run a grid sweep of a new setting
+        will find; ``"law"``, the law's optimum.
     seq_len : int, optional
         Sequence length, to express the batch in sequences (default: the fit's).
     posterior : path or Posterior, optional

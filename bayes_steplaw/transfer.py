@@ -1,10 +1,12 @@
 """Your sweep beside the released data: what a sweep can identify, and pooling the two.
 
-The Step Law's exponents (α, β of the lr law, γ of the batch law) are shared by every group;
-each group adds an offset. A sweep of a new architecture that is too small to pin down the
-exponents on its own (one model size, a handful of settings) can borrow them from the released
-dense and MoE sweeps: :func:`pool_with_released` puts both in one table, so that one fit learns
-the exponents from everything and the new architecture's offsets from its own runs.
+The Step Law's exponents (α, β of the lr law, γ of the batch law) are shared by every group of
+one lab's setup; each group adds an offset, and another lab's exponents deviate from them by a
+partially pooled amount (``LossModel(exponents_vary_by="lab")``, the default). A sweep of a new
+architecture that is too small to pin down the exponents on its own (one model size, a handful
+of settings) can borrow them from the released dense and MoE sweeps: :func:`pool_with_released`
+puts both in one table, so that one fit learns the exponents from everything and the new
+architecture's offsets from its own runs.
 
 Naming: your groups become new top-level families named ``user:<value>`` (``user:llama``,
 ``user:llama/small`` with a second group column). The prefix cannot collide with a released
@@ -28,6 +30,8 @@ from .datasets.sweeps import setting_ids
 
 USER_PREFIX = "user:"
 """Prefix of your groups in a table pooled with the released data."""
+RELEASED_LAB, USER_LAB = "step-law", "user"
+"""The ``lab`` of the released runs and, unless your table names its own, of yours."""
 
 
 class UnidentifiableSweepError(ValueError):
@@ -221,8 +225,9 @@ def pool_with_released(
     -------
     DataFrame
         Released rows first, then yours, with ``family``, ``variant`` and ``setting``
-        rewritten for yours and a ``source`` column (``"released"`` or ``"user"``); fit it with
-        ``groups=("family", "variant")``.
+        rewritten for yours, a ``source`` column (``"released"`` or ``"user"``) and a ``lab``
+        column (``"step-law"``; yours ``"user"`` unless your table has a ``lab`` column); fit
+        it with ``groups=("family", "variant")``.
     """
     if not isinstance(prefix, str) or not prefix or any(c in prefix for c in "/@"):
         raise ValueError(f"prefix must be a non-empty string without '/' or '@'; got {prefix!r}")
@@ -241,9 +246,12 @@ def pool_with_released(
     mine["variant"] = variant.to_numpy()
     mine["recipe"] = mine["recipe"].astype("string") if "recipe" in mine else pd.NA
     mine["source"] = "user"
-    theirs = released.assign(source="released")
+    # your runs come from your lab's setup: its exponents may differ from the Step Law's
+    # (LossModel(exponents_vary_by="lab")); a lab column of your own names your labs
+    mine["lab"] = mine["lab"].astype("string").fillna(USER_LAB) if "lab" in mine else USER_LAB
+    theirs = released.assign(source="released", lab=RELEASED_LAB)
     pooled = pd.concat([theirs, mine], ignore_index=True)
-    for col in ("family", "variant", "recipe", "source"):
+    for col in ("family", "variant", "recipe", "source", "lab"):
         pooled[col] = pooled[col].astype("string")
     pooled["setting"] = setting_ids(pooled)
     return pooled

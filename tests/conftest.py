@@ -34,17 +34,6 @@ SIM_LAW = bsl.TrueLaw(
 )
 """The known law the simulated sweeps follow."""
 
-LANDSCAPE_SETTINGS = pd.DataFrame(
-    [("dense", "dense", n, d) for n in (2e8, 1.2e9) for d in (5e9, 2e10, 8e10)]
-    + [("moe", "moe", 2e9, d) for d in (4e9, 2e10)],
-    columns=["family", "variant", "N", "D"],
-)
-LANDSCAPE_BOWL = bsl.Bowl(
-    a=0.012, b=0.008, h=-0.004, asymmetry=2.0, noise=0.0004, lr_window=1.2, bs_window=1.2
-)
-LANDSCAPE_LAW = bsl.TrueLaw()
-
-
 def quiet_fit(sweeps: pd.DataFrame, **kwargs):
     """``bsl.fit`` with the tests' sampler settings and without the expected ESS warnings."""
     with warnings.catch_warnings():
@@ -68,29 +57,20 @@ def shipped_optimum():
 
 
 @pytest.fixture(scope="session")
-def shipped_landscape():
-    """The shipped landscape posterior (``models/landscape.nc``)."""
-    return bsl.load_default("landscape")
+def shipped_loss():
+    """The shipped loss posterior (``models/loss.nc``): the model every answer uses."""
+    return bsl.load_default("loss")
+
+
+@pytest.fixture(scope="session")
+def light_loss(shipped_loss):
+    """The shipped loss posterior on 250 of its draws: for property tests that call the
+    answers many times (every answer is a reduction of the draws, whatever their number)."""
+    return shipped_loss.subsample(250, seed=0)
 
 
 @pytest.fixture(scope="session")
 def simulated_optimum():
     """(sweeps, truth, posterior): the optimum model fitted on SIM_LAW's sweeps."""
     sweeps, truth = bsl.simulate_sweeps(SIM_SETTINGS, SIM_LAW, seed=3)
-    return sweeps, truth, quiet_fit(sweeps, seed=3)
-
-
-@pytest.fixture(scope="session")
-def simulated_landscape():
-    """(posterior, sweeps, truth): the landscape model fitted on a known bowl."""
-    sweeps, truth = bsl.simulate_sweeps(LANDSCAPE_SETTINGS, LANDSCAPE_LAW, LANDSCAPE_BOWL, seed=4)
-    post = quiet_fit(
-        sweeps,
-        model="landscape",
-        curvature="shared",  # the simulated bowl's curvature is the same everywhere
-        chains=2,
-        draws=300,
-        tune=300,
-        seed=1,
-    )
-    return post, sweeps, truth
+    return sweeps, truth, quiet_fit(sweeps, model="optimum", seed=3)

@@ -66,26 +66,35 @@ def test_modules_stay_modest():
     assert not big, f"modules over 650 lines: {big}"
 
 
-@pytest.mark.parametrize("model", ["optimum", "landscape"])
-def test_a_posterior_written_by_the_last_release_loads_and_predicts_the_same(model):
-    """Files written by bayes-steplaw 0.1.0 (tests/data, fitted then on a simulated sweep)
-    load and give the numbers 0.1.0 gave (tests/data/v0.1_expected.json, computed by 0.1.0)."""
-    expected = json.loads((DATA / "v0.1_expected.json").read_text())[model]
-    post = bsl.load(DATA / f"v0.1_{model}.nc")
-    assert post.kind == model and post.metadata["package_version"] == "0.1.0"
+def test_a_posterior_written_by_the_last_release_loads_and_predicts_the_same():
+    """An optimum file written by bayes-steplaw 0.1.0 (tests/data, fitted then on a simulated
+    sweep) loads and gives the numbers 0.1.0 gave (tests/data/v0.1_expected.json)."""
+    expected = json.loads((DATA / "v0.1_expected.json").read_text())["optimum"]
+    post = bsl.load(DATA / "v0.1_optimum.nc")
+    assert post.kind == "optimum" and post.metadata["package_version"] == "0.1.0"
     pred = post.predict([3e8, 1e9], [1e10, 5e10], group="moe", allow_unconverged=True)
-    np.testing.assert_allclose(pred.median()["lr"], expected["median_lr"], rtol=1e-12)
-    np.testing.assert_allclose(
-        pred.median()["batch_tokens"], expected["median_batch_tokens"], rtol=1e-12
-    )
-    np.testing.assert_allclose(
-        pred.interval(0.9)["lr_lower"], expected["hdi90_lr_lower"], rtol=1e-12
-    )
-    if model == "landscape":
-        p = post.plateau_probability(
-            1e9, 5e10, [5e-4, 1e-3, 2e-3], 1.5e6, tol=0.005, group="dense",
-            allow_unconverged=True,
-        )  # fmt: skip
-        np.testing.assert_allclose(p, expected["plateau_probability"], atol=1e-12)
-        rec = post.recommend(1e9, 5e10, group="dense", allow_unconverged=True)
-        np.testing.assert_allclose([rec.lr, rec.batch_tokens], expected["recommend"], rtol=1e-6)
+    assert pred.kind == "optimum"  # the old kind "run"/"centre": the optimum of a new setting
+    median = pred.median()
+    np.testing.assert_allclose(median["lr"], expected["median_lr"], rtol=1e-12)
+    np.testing.assert_allclose(median["batch_tokens"], expected["median_batch_tokens"], rtol=1e-12)
+    lower = pred.interval(0.9, method="hdi")["lr"].sel(bound="lower")
+    np.testing.assert_allclose(lower, expected["hdi90_lr_lower"], rtol=1e-12)
+
+
+def test_a_02_landscape_or_loss_file_is_refused_naming_what_replaces_it(tmp_path):
+    """0.3 replaced the landscape and the 0.2 loss model by one loss model: their files are
+    refused with a message that says so and how to refit (issue 19, item 1)."""
+    import json as _json
+
+    import h5py
+
+    with pytest.raises(bsl.PosteriorFileError, match="replaced.*bayes-steplaw fit SWEEPS"):
+        bsl.load(DATA / "v0.1_landscape.nc")
+    old = tmp_path / "loss_v1.nc"
+    old.write_bytes((DATA / "v0.1_optimum.nc").read_bytes())
+    with h5py.File(old, "r+") as f:
+        meta = _json.loads(f["posterior"].attrs["bayes_steplaw_metadata"])
+        meta.update(model="loss", model_version=1)
+        f["posterior"].attrs["bayes_steplaw_metadata"] = _json.dumps(meta)
+    with pytest.raises(bsl.PosteriorFileError, match="'loss' posterior of bayes-steplaw 0.2"):
+        bsl.load(old)

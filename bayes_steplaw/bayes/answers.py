@@ -42,6 +42,8 @@ REFERENCES = ("optimum", "sweep")
 """What a plateau probability's tolerance is relative to."""
 DECISION_STEPS = (math.log(2) / 4, math.log(2) / 2)
 """Grid steps (ln lr, ln batch) of the decision's search before Nelder-Mead refines it."""
+DECISION_HALF_WIDTHS = (1.5, 2.0)
+"""Least half-widths (ln lr, ln batch) of that grid around the median optimum."""
 _CELLS = 1 << 22  # (points x draws) evaluated at once by the searches
 
 
@@ -201,8 +203,12 @@ def decide(
     if not any(free):
         return log_lr, log_bs, float(expected_loss(surface, N, D, log_lr, log_bs)[0])
     axes = [
-        _search_axis(m_lr[0], DECISION_STEPS[0], 1.5) if free[0] else np.array([log_lr]),
-        _search_axis(m_bs[0], DECISION_STEPS[1], 2.0) if free[1] else np.array([log_bs]),
+        _search_axis(m_lr[0], DECISION_STEPS[0], DECISION_HALF_WIDTHS[0])
+        if free[0]
+        else np.array([log_lr]),
+        _search_axis(m_bs[0], DECISION_STEPS[1], DECISION_HALF_WIDTHS[1])
+        if free[1]
+        else np.array([log_bs]),
     ]
     xx, yy = (a.ravel() for a in np.meshgrid(*axes, indexing="ij"))
     values = expected_loss(surface, N, D, xx, yy)

@@ -1,8 +1,8 @@
 """Model cards: Markdown from the sections every model supplies, and the shipped models.
 
 ``bayes-steplaw card NAME`` renders the card of the shipped posterior ``models/NAME.nc``;
-with ``--refit`` it first fits the model on the released dense + MoE data (and, for the
-landscape, ranks the curvature variants by PSIS-LOO) and writes the posterior too.
+with ``--refit`` it first fits the model on the released dense + MoE data and writes the
+posterior too.
 """
 
 from __future__ import annotations
@@ -203,9 +203,8 @@ def write_model(
     """Write ``NAME.md`` (and, with ``refit``, first fit and write ``NAME.nc``) in ``out_dir``.
 
     Without ``refit`` the card is rendered from the posterior already in ``out_dir`` (or the
-    shipped one). With it, the model is fitted on the released dense + MoE data; for the
-    landscape, the curvature variants are fitted too and ranked by PSIS-LOO, and the table is
-    kept in the posterior's metadata (``loo``) for the card. ``evaluations`` (records of
+    shipped one). With it, the model is fitted on the released dense + MoE data at its default
+    sampler settings. ``evaluations`` (records of
     :meth:`bayes_steplaw.Evaluation.to_records`) replace the posterior's ``evaluation``
     metadata, ``candidates`` (one record per model variant tried, with its scores) its
     ``candidates`` (kept across refits), and the posterior is written again with them.
@@ -217,35 +216,12 @@ def write_model(
     path = out_dir / f"{name}.nc"
     if refit:
         sweeps = load_sweeps("all")
-        if name == "loss":
-            # the best-loss law's floor mixes slowly: 4 x 1000 draws leave its tail ESS ~220
-            fit_kwargs.setdefault("draws", 2000)
         post = fit(sweeps, model=name, **fit_kwargs)
         if path.is_file():  # the table of candidates tried is evidence, not part of the fit
             kept = load(path).metadata.get("candidates")
             if kept:
                 post.metadata["candidates"] = kept
-        if name == "loss":
-            post = post.thin(2)  # the file and each prediction halve; ESS is not the limit
         post.metadata["package_version"] = __version__
-        if name == "landscape":
-            from .compare import compare_curvatures, loo_records
-
-            sampler = post.metadata["sampler"]
-            table, _ = compare_curvatures(
-                sweeps,
-                groups=post.metadata["groups"],
-                fitted={post.metadata["curvature"]: post},
-                window=post.metadata["window"],
-                batch_depends_on_N=post.metadata["batch_depends_on_N"],
-                chains=sampler["chains"],
-                draws=sampler["draws"],
-                tune=sampler["tune"],
-                target_accept=sampler["target_accept"],
-                seed=post.metadata["seed"],
-                progressbar=False,
-            )
-            post.metadata["loo"] = loo_records(table)
         post.save(path)
     else:
         post = load(path if path.is_file() else resource_path("models", f"{name}.nc"))

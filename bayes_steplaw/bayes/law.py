@@ -202,9 +202,9 @@ class StepLawPosterior(Posterior):
 
     @property
     def default_kind(self) -> str:
-        """``"sweep"`` when the posterior can answer for the best run of a sweep (the loss
-        model, and the optimum model fitted by 0.2 or later), else ``"optimum"``."""
-        return "sweep" if "mu_best_lr" in self.posterior else "optimum"
+        """``"optimum"``: what :meth:`predict` answers for unless told (the optimum of a new
+        setting; ``"sweep"`` and ``"law"`` on request)."""
+        return "optimum"
 
     @property
     def seq_len(self) -> int:
@@ -291,16 +291,39 @@ class StepLawPosterior(Posterior):
         if kind == "sweep":
             a_lr = a_lr + self._best_run_offset("lr", grid[0], group, rng)
             a_bs = a_bs + self._best_run_offset("bs", grid[1], group, rng)
-        delta = self.flat("delta") if "delta" in self.posterior else np.zeros(self.n_samples)
-        coef_lr = np.stack([a_lr, self.flat("alpha"), self.flat("beta")])
-        coef_bs = np.stack([a_bs, delta, self.flat("gamma")])
+        delta = self.flat("delta") if "delta" in self.variables else np.zeros(self.n_samples)
+        dev = self.lab_deviations(group, rng)
+        coef_lr = np.stack([a_lr, self.flat("alpha") + dev[0], self.flat("beta") + dev[1]])
+        coef_bs = np.stack([a_bs, delta, self.flat("gamma") + dev[2]])
         return coef_lr, coef_bs
+
+    def lab_of(self, group: str) -> str | None:
+        """The lab of a group (None: a never-seen family, hence a never-seen lab)."""
+        k = self.hierarchy.resolve(group)
+        if not len(k) or k[0] == -2:
+            return None
+        family = self.hierarchy.levels[0].labels[k[0]] if k[0] >= 0 else group.split("/")[0]
+        return self.metadata.get("lab_of_family", {}).get(family, "step-law")
+
+    def lab_deviations(self, group: str, rng: np.random.Generator) -> np.ndarray:
+        """Draws (3, samples) of the group's lab's deviations of α, β, γ from the shared
+        exponents: its own for a fitted lab, from the spread between labs for a new one, 0
+        when the fit kept the exponents shared."""
+        if "dev_alpha_lab" not in self.variables:
+            return np.zeros((3, self.n_samples))
+        lab = self.lab_of(group)
+        names = ("alpha", "beta", "gamma")
+        if lab is None:
+            spread = np.stack([self.flat(f"sigma_lab_{n}") for n in names])
+            return spread * rng.standard_normal(spread.shape)
+        i = list(self.metadata["labs"]).index(lab)
+        return np.stack([self.flat(f"dev_{n}_lab")[:, i] for n in names])
 
     def _best_run_offset(
         self, law: str, step: float, group: str, rng: np.random.Generator
     ) -> np.ndarray:
         """Draws of (best run of a sweep − optimum) in ln units, on a grid of ``step``."""
-        if f"mu_best_{law}" not in self.posterior:
+        if f"mu_best_{law}" not in self.variables:
             raise ValueError(
                 f"kind='sweep' needs a posterior of the optimum model fitted by bayes-steplaw "
                 f">= 0.2, or a loss posterior (this one is {self.kind!r} version "
@@ -346,8 +369,7 @@ class StepLawPosterior(Posterior):
         kind : {"sweep", "optimum", "law"}, optional
             What the interval is about (:data:`.predictive.ABOUT`): ``"sweep"``, the best run
             a grid sweep around the optimum of a new setting will find (what a user observes);
-            ``"optimum"``, the optimum of a new setting; ``"law"``, the law itself. Default:
-            :attr:`default_kind`.
+            ``"optimum"``, the optimum of a new setting (default); ``"law"``, the law itself.
         seq_len : int, optional
             Sequence length, to express the batch in sequences (default: the fit's,
             :attr:`seq_len`).

@@ -75,7 +75,7 @@ class LossPosterior(StepLawPosterior):
     def _family_offset(self, group: str, rng: np.random.Generator) -> np.ndarray:
         """Draws (samples, shapes) of the surface-shape offsets of the group's family (a new
         family: from their prior)."""
-        names = self.posterior["shape"].values
+        names = self.variables["shape"].values
         column = self.metadata.get("shape_column")
         zero = np.zeros((self.n_samples, len(names)))
         if column is None:
@@ -92,7 +92,7 @@ class LossPosterior(StepLawPosterior):
         (1, u, v[, v², u·v]), the family's offset added to the intercept."""
         coef = self.flat("shape_coef")  # (samples, shapes, terms)
         out = {}
-        for i, name in enumerate(self.posterior["shape"].values):
+        for i, name in enumerate(self.variables["shape"].values):
             terms = coef[:, i, :].T.copy()
             terms[0] += offset[:, i]
             out[f"shape_{name}"] = terms
@@ -100,7 +100,7 @@ class LossPosterior(StepLawPosterior):
 
     def _shared(self) -> dict:
         """Per-draw coefficients that do not depend on the group or the setting."""
-        noise = {k: self.flat(k) for k in NOISE_PARAMETERS if k in self.posterior}
+        noise = {k: self.flat(k) for k in NOISE_PARAMETERS if k in self.variables}
         return noise | {
             "tau0": self.flat("div_tau0").T,
             "tau1": self.flat("div_tau1"),
@@ -112,7 +112,7 @@ class LossPosterior(StepLawPosterior):
 
     def _star_law(self, group: str, rng: np.random.Generator) -> dict:
         """Per-draw parameters of the group's best-loss law (:func:`.surface.best_loss`)."""
-        keys = ("log_K", "a", "b") if "star_log_K" in self.posterior else (
+        keys = ("log_K", "a", "b") if "star_log_K" in self.variables else (
             "log_A", "a", "log_B", "b", "c")  # fmt: skip
         star = {k: self.flat(f"star_{k}") for k in keys}
         # a group's offset r moves its floor by r·L0: to first order its offset of ln L* at
@@ -170,9 +170,9 @@ class LossPosterior(StepLawPosterior):
         group : str
             ``"dense"``, ``"moe/1in8"``, ... (:attr:`groups_seen`) or ``"new"``.
         kind : {"sweep", "optimum", "law"}, optional
-            ``"sweep"`` (default): the best run a grid sweep of a new setting will find,
-            simulated per draw (``sweep_grid``), its loss too; ``"optimum"``: the optimum of
-            a new setting, the argmin of its expected loss; ``"law"``: the law's optimum.
+            ``"optimum"`` (default): the optimum of a new setting, the argmin of its expected
+            loss; ``"sweep"``: the best run a grid sweep of a new setting will find,
+            simulated per draw (``sweep_grid``), its loss too; ``"law"``: the law's optimum.
         seq_len : int, optional
             To express the batch in sequences (default: the fit's).
         sweep_grid : (float, float, int, int)
@@ -503,7 +503,7 @@ class LossPosterior(StepLawPosterior):
         runs = mark_diverged(sweeps, self.metadata["diverged_ratio"])
         meta = self.metadata
         design = build_design(runs, meta["groups"], meta["log_n0"], meta["log_d0"])
-        if design.settings != [str(s) for s in self.posterior["setting"].values]:
+        if design.settings != [str(s) for s in self.variables["setting"].values]:
             raise ValueError(
                 "the sweep table's settings are not those of the fit; pass the table the "
                 "posterior was fitted on"
@@ -524,13 +524,13 @@ class LossPosterior(StepLawPosterior):
             **{k: (v[:, None] if v.ndim == 1 else v) for k, v in self._shared().items()},
         }
         coef["tau0"] = tuple(c[:, None] for c in self.flat("div_tau0").T)
-        offset = np.zeros((self.n_samples, len(rs), len(self.posterior["shape"])))
+        offset = np.zeros((self.n_samples, len(rs), len(self.variables["shape"])))
         if column is not None:
             fam = self.flat(f"shape_{column}")  # (samples, shapes, levels)
             pad = np.concatenate([fam, np.zeros_like(fam[:, :, :1])], axis=2)
             offset = pad[:, :, design.setting_levels[rs, 0]].transpose(0, 2, 1)
         shape_coef = self.flat("shape_coef")
-        for i, name in enumerate(self.posterior["shape"].values):
+        for i, name in enumerate(self.variables["shape"].values):
             terms = [shape_coef[:, i, t][:, None] for t in range(shape_coef.shape[2])]
             terms[0] = terms[0] + offset[:, :, i]
             coef[f"shape_{name}"] = tuple(terms)
@@ -544,9 +544,9 @@ class LossPosterior(StepLawPosterior):
         runs = pred["design"].runs
         div = runs["diverged"].to_numpy(bool)
         loss = runs["loss"].to_numpy(float)
-        noise = {k: self.flat(k)[:, None] for k in NOISE_PARAMETERS if k in self.posterior}
+        noise = {k: self.flat(k)[:, None] for k in NOISE_PARAMETERS if k in self.variables}
         ll = run_log_likelihood(div, loss, pred, noise)
-        sizes = self.posterior.sizes
+        sizes = self.variables.sizes
         return ll.reshape(sizes["chain"], sizes["draw"], -1)
 
     def loo(self, sweeps: pd.DataFrame):
@@ -582,7 +582,7 @@ class LossPosterior(StepLawPosterior):
             priors,
             "",
         ]
-        names = [n for n in _CARD_PARAMETERS if n in self.posterior]
+        names = [n for n in _CARD_PARAMETERS if n in self.variables]
         if names:
             sections += ["Loss parameters (90% equal-tailed intervals):", "",
                          markdown_table(self.summary(0.9).loc[names]), ""]  # fmt: skip

@@ -216,6 +216,46 @@ def _start(design: Design, origin: np.ndarray, form: str) -> dict[str, np.ndarra
     return start
 
 
+LAB_EXPONENTS = ("alpha", "beta", "gamma")
+"""The exponents that may differ between labs."""
+LAB_PRIORS = {name: ("HalfNormal", 0.2) for name in LAB_EXPONENTS}
+"""Prior of the spread of each exponent between labs: HalfNormal(0.2). Published setups
+disagree on β by about 0.4 (the Step Law's +0.25 to +0.31 against Marin NAdamW's -0.15) and
+on γ by about 0.25: a spread of 0.2 holds those at one to two sd. A new lab's exponent then
+varies by about ±0.2, which at one decade of N from the data's centre (2.3 ln units) is ×1.6
+in lr per sd."""
+DEFAULT_LAB = "step-law"
+"""The lab of runs whose table has no ``lab`` column (the released sweeps')."""
+
+
+def setting_labs(runs: pd.DataFrame, design: Design) -> tuple[list[str], np.ndarray]:
+    """The labs (sorted) and each setting's lab index, from a ``lab`` column (default
+    :data:`DEFAULT_LAB`)."""
+    lab = _lab_column(runs)
+    per_setting = lab.groupby(runs["setting"]).first().reindex(design.settings)
+    labs = sorted(set(per_setting))
+    return labs, per_setting.map({name: i for i, name in enumerate(labs)}).to_numpy(int)
+
+
+def lab_of_family(runs: pd.DataFrame) -> dict[str, str]:
+    """Each family's lab (a family belongs to one lab)."""
+    lab = _lab_column(runs)
+    pairs = pd.DataFrame({"family": runs["family"].astype(str), "lab": lab}).drop_duplicates()
+    clash = pairs["family"].duplicated(keep=False)
+    if clash.any():
+        raise ValueError(
+            f"a family belongs to one lab; {sorted(set(pairs.loc[clash, 'family']))} appear "
+            "under several values of the lab column"
+        )
+    return dict(zip(pairs["family"], pairs["lab"]))
+
+
+def _lab_column(runs: pd.DataFrame) -> pd.Series:
+    if "lab" not in runs:
+        return pd.Series(DEFAULT_LAB, index=runs.index)
+    return runs["lab"].astype("string").fillna(DEFAULT_LAB).astype(str)
+
+
 def _box(design: Design) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per setting and axis (ln lr, ln B): the lowest and highest value of its runs, and
     whether the sweep brackets its optimum there (at least three distinct values)."""
@@ -256,6 +296,10 @@ class LossModel(Model):
     shape_terms : {"linear", "quadratic"}
         Each shape parameter linear in centred ln N and ln D, or with ``(ln D)²`` and
         ``ln N·ln D`` terms too.
+    exponents_vary_by : {"lab", None}
+        With runs of two or more labs (a ``lab`` column: the released sweeps are the
+        ``step-law`` lab, a pooled user's the ``user`` lab, :func:`setting_labs`), each lab's
+        exponents α, β, γ deviate from the shared ones with a learned spread; None: shared.
     """
 
     kind = "loss"
@@ -263,7 +307,7 @@ class LossModel(Model):
     # 4 x 500 draws pass the gate (bulk and tail ESS >= 400) on the released data; trees of
     # depth <= 6 (64 steps) are what the adapted sampler needs (mean depth 4), and the cap
     # halves the cost of the first tuning windows, before the mass matrix is learnt
-    sampler_defaults: ClassVar[dict] = {"draws": 500, "tune": 300, "target_accept": 0.9,
+    sampler_defaults: ClassVar[dict] = {"draws": 700, "tune": 300, "target_accept": 0.9,
                                         "max_depth": 6}  # fmt: skip
 
     def __init__(
@@ -276,8 +320,12 @@ class LossModel(Model):
         diverged: float = DIVERGED_RATIO,
         noise: str = DEFAULT_NOISE,
         shape_terms: str = DEFAULT_SHAPE_TERMS,
+        exponents_vary_by: str | None = "lab",
     ):
         super().__init__(groups, batch_depends_on_N=batch_depends_on_N)
+        if exponents_vary_by not in ("lab", None):
+            raise ValueError(f"exponents_vary_by must be 'lab' or None; got {exponents_vary_by!r}")
+        self.exponents_vary_by = exponents_vary_by
         self.shape_terms = check_choice(shape_terms, "shape_terms", ("linear", "quadratic"))
         self.surface = check_choice(surface, "surface", tuple(SURFACES))
         self.best_law = check_choice(best_law, "best_law", BEST_LAWS)
@@ -293,6 +341,7 @@ class LossModel(Model):
             "diverged": self.diverged,
             "noise": self.noise,
             "shape_terms": self.shape_terms,
+            "exponents_vary_by": self.exponents_vary_by,
         }
 
     def build(self, sweeps: pd.DataFrame, *, weighted: bool = False) -> Built:
@@ -325,6 +374,7 @@ class LossModel(Model):
         coords = {"setting": design.settings, "run": np.arange(len(runs)), "shape": list(names),
                   "term": list(terms), "div_term": ["1", "u", "v"]}  # fmt: skip
         coords.update(level_dims(design.hierarchy))
+        coords["lab"] = setting_labs(runs, design)[0]
         with pm.Model(coords=coords) as model:
             w = pm.Data("run_weight", np.ones(len(runs)), dims="run", shape=(len(runs),))
             # the settings whose runs all weigh 0 are held out: no grid box for them
@@ -336,6 +386,20 @@ class LossModel(Model):
             c, d, alpha, beta, gamma = (law[i] for i in range(5))
             star = star_law(self.best_law)
             offsets = _group_offsets(design)
+            labs, lab_index = setting_labs(runs, design)
+            if len(labs) >= 2 and self.exponents_vary_by is not None:
+                # each lab's exponents deviate from the shared ones by a partially pooled
+                # amount (non-centred; spreads HalfNormal, LAB_SPREAD_PRIOR): a lab's own
+                # settings move its exponents, and a new lab's exponents spread around the
+                # shared ones, so its interval widens with the distance from the data
+                spread = _vector("z_lab_spread", pm.HalfNormal, LAB_PRIORS, LAB_EXPONENTS)
+                dev = spread * pm.Normal("z_lab", 0.0, 1.0, shape=(len(labs), 3))
+                for i, name in enumerate(LAB_EXPONENTS):
+                    pm.Deterministic(f"sigma_lab_{name}", spread[i])
+                    pm.Deterministic(f"dev_{name}_lab", dev[:, i], dims="lab")
+                alpha = alpha + dev[lab_index, 0]
+                beta = beta + dev[lab_index, 1]
+                gamma = gamma + dev[lab_index, 2]
             mu_lr = c + alpha * u + beta * v + offsets[:, 0]
             mu_bs = d + gamma * v + offsets[:, 1]
             if self.batch_depends_on_N:
@@ -430,6 +494,9 @@ class LossModel(Model):
             "noise": self.noise,
             "shape_terms": self.shape_terms,
             "shape_column": column,
+            "labs": setting_labs(runs, design)[0],
+            "lab_of_family": lab_of_family(runs),
+            "exponents_vary_by": self.exponents_vary_by,
             "n_diverged": int(div.sum()),
             "priors": PRIORS,
             "loss_priors": LOSS_PRIORS,

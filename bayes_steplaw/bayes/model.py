@@ -241,7 +241,9 @@ class Prepared:
         internal = [
             v for v in kept["posterior"].data_vars if v.endswith("__") or v.startswith(("z_", "e_"))
         ]
-        kept["posterior"] = kept["posterior"].drop_vars(internal)
+        post_ds = kept["posterior"].drop_vars(internal)
+        used = {d for v in post_ds.data_vars.values() for d in v.dims}
+        kept["posterior"] = post_ds.drop_vars([c for c in post_ds.coords if c not in used])
         post = model.posterior_class(kept, metadata)
         post.warn_if_unconverged()
         return post

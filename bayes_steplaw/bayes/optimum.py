@@ -53,7 +53,7 @@ class OptimumPosterior(StepLawPosterior):
             + (
                 "; the best run of each setting lies at m[s] + μ_best with scatter "
                 "sqrt(σ_best² + Δ²/12), Δ the sweep's grid step (module docstring)."
-                if "mu_best_lr" in self.posterior
+                if "mu_best_lr" in self.variables
                 else "."
             ),
             "",

@@ -20,6 +20,8 @@ import tempfile
 import threading
 import warnings
 from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -44,10 +46,8 @@ MAX_METADATA_BYTES = 10_000_000
 _KINDS: dict[str, type[Posterior]] = {}
 
 RELEASED_SETUP = (
-    "the Step Law paper's setup: AdamW (β 0.9, 0.95; weight decay 0.1; clipping 1), 2000 "
-    "warm-up steps then cosine decay to 1e-5, 2048-token sequences, its web, maths and code "
-    "data and 65,536-token BPE tokenizer, the smoothed final training loss; another setup "
-    "moves the optimum and the loss: pool your own sweeps (fit --with-released)"
+    "the Step Law paper's setup (AdamW, warm-up then cosine decay to 1e-5, 2048-token "
+    "sequences, its data and tokenizer); for yours, pool your sweeps: fit --with-released"
 )
 """Whose setup the answers of a posterior fitted on the released sweeps are for."""
 RELEASED_SHA256 = "146c41198316ab9f276342e58723ab438f3f0239188139764ca4343bea5554de"
@@ -146,6 +146,78 @@ def check_metadata(meta: Any, where: str, extra: dict | None = None) -> dict:
     return meta
 
 
+# --------------------------------------------------------------------------- raw variables
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One variable of a group: its dimension names and values."""
+
+    dims: tuple[str, ...]
+    values: np.ndarray
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.values.dtype
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.values.shape
+
+
+class Variables(Mapping):
+    """The variables and coordinates of one InferenceData group as numpy arrays.
+
+    What predictions read, without building an xarray Dataset: the first Dataset a process
+    builds imports dask when dask is installed, about half a second of a one-shot command.
+    ``posterior[name].values``, ``name in posterior``, ``.sizes`` and ``.data_vars`` work as on
+    a Dataset; :meth:`to_xarray` builds the Dataset (summaries, ArviZ, saving).
+    """
+
+    def __init__(self, data: dict[str, Variable], coords: dict[str, np.ndarray]):
+        self._data, self.coords = data, coords
+
+    @classmethod
+    def from_xarray(cls, ds) -> Variables:
+        data = {k: Variable(tuple(map(str, v.dims)), v.values) for k, v in ds.data_vars.items()}
+        return cls(data, {str(k): ds[k].values for k in ds.coords})
+
+    def __getitem__(self, name: str) -> Variable:
+        if name in self._data:
+            return self._data[name]
+        if name in self.coords:
+            return Variable((name,), self.coords[name])
+        raise KeyError(name)
+
+    def __iter__(self):
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __contains__(self, name) -> bool:
+        return name in self._data or name in self.coords
+
+    @property
+    def data_vars(self) -> dict[str, Variable]:
+        return self._data
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        out = {k: len(v) for k, v in self.coords.items()}
+        for var in self._data.values():
+            out.update(zip(var.dims, var.shape))
+        return out
+
+    def to_xarray(self):
+        import xarray as xr
+
+        return xr.Dataset(
+            {k: (v.dims, v.values) for k, v in self._data.items()},
+            coords={k: (k, v) for k, v in self.coords.items()},
+        )
+
+
 # --------------------------------------------------------------------------- the base class
 
 
@@ -168,8 +240,8 @@ class Posterior:
         if cls.__dict__.get("kind"):
             _KINDS[cls.kind] = cls
 
-    def __init__(self, groups: dict[str, xr.Dataset], metadata: dict):
-        self.groups = groups
+    def __init__(self, groups: dict[str, xr.Dataset | Variables], metadata: dict):
+        self._groups = dict(groups)
         self.metadata = metadata
         self.hierarchy = Hierarchy.from_dict(metadata["hierarchy"])
         self._flat: dict[str, np.ndarray] = {}
@@ -192,9 +264,27 @@ class Posterior:
         return type(self)(groups, {**self.metadata, "thinned": thinned})
 
     @property
+    def groups(self) -> dict[str, xr.Dataset]:
+        """The InferenceData groups as xarray Datasets (built on first use)."""
+        for name, group in self._groups.items():
+            if isinstance(group, Variables):
+                self._groups[name] = group.to_xarray()
+        return self._groups
+
+    @property
     def posterior(self) -> xr.Dataset:
         """The ``posterior`` group (dims ``chain``, ``draw`` and the parameter dims)."""
         return self.groups["posterior"]
+
+    @property
+    def variables(self) -> Variables:
+        """The ``posterior`` group's variables as numpy arrays (what predictions read)."""
+        group = self._groups["posterior"]
+        if not isinstance(group, Variables):
+            if not hasattr(self, "_variables"):
+                self._variables = Variables.from_xarray(group)
+            return self._variables
+        return group
 
     @property
     def idata(self):
@@ -232,12 +322,23 @@ class Posterior:
     @property
     def n_samples(self) -> int:
         """Chains x draws."""
-        return self.posterior.sizes["chain"] * self.posterior.sizes["draw"]
+        sizes = self.variables.sizes
+        return sizes["chain"] * sizes["draw"]
 
     def flat(self, name: str) -> np.ndarray:
         """A posterior variable with chain and draw stacked into a leading sample axis."""
         if name not in self._flat:
-            da = self.posterior[name]
+            if name not in self.variables:
+                raise PosteriorFileError(
+                    f"this {self.kind} posterior lacks the variable {name!r}: the file is damaged "
+                    "or was not written by this package; refit it"
+                )
+            da = self.variables[name]
+            if da.dtype.kind not in "fiu":
+                raise PosteriorFileError(
+                    f"this {self.kind} posterior's variable {name!r} holds {da.dtype} values, not "
+                    "numbers: the file is damaged; refit it"
+                )
             self._flat[name] = da.values.reshape(self.n_samples, *da.shape[2:])
         return self._flat[name]
 
@@ -273,10 +374,14 @@ class Posterior:
             )
         if self._nonfinite is None:
             self._nonfinite = [
-                v for v, da in self.posterior.data_vars.items() if not np.isfinite(da.values).all()
-            ]
+                v for v, da in self.variables.data_vars.items()
+                if da.dtype.kind not in "fiub" or not np.isfinite(da.values).all()
+            ]  # fmt: skip
         if self._nonfinite:
-            raise ConvergenceError(f"this posterior has non-finite draws of {self._nonfinite}")
+            raise ConvergenceError(
+                f"this posterior has non-finite or non-numeric draws of {self._nonfinite}: the "
+                "file is damaged; refit it"
+            )
 
     def warn_if_unconverged(self) -> None:
         """Emit a :class:`ConvergenceWarning` naming what failed, if anything did."""
@@ -466,37 +571,86 @@ def _read_metadata(path: Path) -> dict:
 
 
 def _read(path: Path) -> tuple[dict[str, xr.Dataset], dict]:
-    """Check the metadata, open lazily, check the sizes, then load the data."""
-    import xarray as xr
+    """Check the metadata, then the shapes from the file's header, then read the variables.
+
+    The file is netCDF-4 (HDF5 with dimension scales, as h5netcdf writes it); it is read with
+    h5py's public API and assembled into xarray Datasets directly. xarray's netCDF backends
+    would give the same datasets but import dask and their plugins on the way: most of the
+    time of a one-shot command such as ``bayes-steplaw predict``.
+    """
+    import h5py
 
     meta = _read_metadata(path)
-    datasets = {}
     try:
-        for name in ("posterior", "sample_stats"):
-            try:
-                datasets[name] = xr.open_dataset(path, group=name, engine="h5netcdf")
-            except OSError as exc:
-                if name == "posterior" or "not found" not in str(exc).lower():
-                    raise
-    except Exception as exc:  # h5py and netCDF raise many types for a damaged file
-        for ds in datasets.values():
-            ds.close()
+        with h5py.File(path, "r") as f:
+            layout = {g: _layout(f[g]) for g in ("posterior", "sample_stats") if g in f}
+            _check_sizes(path, layout)
+            groups = {g: _dataset(f[g], *layout[g]) for g in layout}
+    except PosteriorFileError:
+        raise
+    except Exception as exc:  # h5py raises many types for a damaged file
         raise PosteriorFileError(
             f"{path} is not a readable bayes-steplaw posterior (netCDF) file: {exc}"
         ) from exc
-    try:
-        _check_sizes(path, datasets)
-        groups = {}
-        for name, ds in datasets.items():
-            try:
-                groups[name] = ds.load()
-            except Exception as exc:
-                raise PosteriorFileError(f"{path}: group {name!r} cannot be read: {exc}") from exc
-        groups["posterior"].attrs.pop(METADATA_ATTR, None)
-    finally:
-        for ds in datasets.values():
-            ds.close()
     return groups, meta
+
+
+_PHONY = b"This is a netCDF dimension but not a netCDF variable"
+
+
+def _layout(group) -> tuple[dict[str, tuple[str, ...]], dict[str, int], set[str]]:
+    """Each variable's dimension names, each dimension's size, and the dimensions that are
+    coordinates (dimension scales with values of their own), from the header alone."""
+    variables, sizes, coords = {}, {}, set()
+    for name, ds in group.items():
+        if ds.attrs.get("CLASS") == b"DIMENSION_SCALE":
+            sizes[name] = ds.shape[0]
+            if not bytes(ds.attrs.get("NAME", b"")).startswith(_PHONY):
+                coords.add(name)
+            continue
+        dims = []
+        for axis in range(ds.ndim):
+            scales = list(ds.dims[axis].values())
+            dims.append(scales[0].name.rsplit("/", 1)[-1] if scales else f"dim_{axis}")
+        variables[name] = tuple(dims)
+    return variables, sizes, coords
+
+
+def _dataset(group, variables: dict, sizes: dict, coords: set) -> Variables:
+    def values(ds):
+        arr = ds[()]
+        if arr.dtype.kind in "OS":
+            arr = np.array([v.decode() if isinstance(v, bytes) else str(v) for v in arr.ravel()],
+                           dtype=object).reshape(arr.shape)  # fmt: skip
+        if ds.attrs.get("dtype") in (b"bool", "bool"):
+            arr = arr.astype(bool)
+        return arr
+
+    data = {name: Variable(dims, values(group[name])) for name, dims in variables.items()}
+    return Variables(data, {c: values(group[c]) for c in coords})
+
+
+def _check_sizes(path: Path, layout: dict) -> None:
+    variables, sizes, _ = layout["posterior"]
+    missing = [d for d in ("chain", "draw") if d not in sizes]
+    if missing:
+        raise PosteriorFileError(f"{path}: the posterior group lacks the dimension(s) {missing}")
+    samples = sizes["chain"] * sizes["draw"]
+    if samples == 0:
+        raise PosteriorFileError(f"{path}: the posterior holds no draws (0 chains or 0 draws)")
+    if samples > MAX_SAMPLES:
+        raise PosteriorFileError(
+            f"{path}: {samples} samples (chains x draws) exceed the {MAX_SAMPLES} a posterior "
+            f"of this package can hold"
+        )
+    for name, (variables, sizes, _) in layout.items():
+        for var, dims in variables.items():
+            size = math.prod(sizes.get(d, 1) for d in dims)
+            if size > MAX_VALUES:
+                raise PosteriorFileError(
+                    f"{path}: variable {name}/{var} holds {size} values, more than the "
+                    f"{MAX_VALUES} a posterior of this package can hold"
+                )
 
 
 def _check_kind(path: Path, meta: Any) -> None:
@@ -504,6 +658,13 @@ def _check_kind(path: Path, meta: Any) -> None:
     if not isinstance(meta, dict):
         raise PosteriorFileError(f"{path}: its metadata is not a JSON object")
     kind, version = meta.get("model"), meta.get("model_version")
+    if kind == "landscape" or (kind == "loss" and version == 1):
+        raise PosteriorFileError(
+            f"{path} holds a {kind!r} posterior of bayes-steplaw 0.2, which 0.3 replaced: one "
+            f"loss model now answers every question (the optimum, the loss of a run, plateau "
+            f"probabilities, recommendations). Refit it from the same sweeps with "
+            f"`bayes-steplaw fit SWEEPS` (model 'loss', the default), or use the shipped one"
+        )
     versions = readable_versions()
     if not isinstance(kind, str) or kind not in versions or version not in versions[kind]:
         package = meta.get("package_version", "unknown")
@@ -512,26 +673,6 @@ def _check_kind(path: Path, meta: Any) -> None:
             f"(bayes-steplaw {__version__}) reads {versions}. Refit with "
             f"bayes_steplaw.fit or use the package version that wrote it ({str(package)[:20]})."
         )
-
-
-def _check_sizes(path: Path, datasets: dict[str, xr.Dataset]) -> None:
-    post = datasets["posterior"]
-    missing = [d for d in ("chain", "draw") if d not in post.sizes]
-    if missing:
-        raise PosteriorFileError(f"{path}: the posterior group lacks the dimension(s) {missing}")
-    samples = post.sizes["chain"] * post.sizes["draw"]
-    if samples > MAX_SAMPLES:
-        raise PosteriorFileError(
-            f"{path}: {samples} samples (chains x draws) exceed the {MAX_SAMPLES} a posterior "
-            f"of this package can hold"
-        )
-    for name, ds in datasets.items():
-        for var, da in ds.data_vars.items():
-            if da.size > MAX_VALUES:
-                raise PosteriorFileError(
-                    f"{path}: variable {name}/{var} holds {da.size} values, more than the "
-                    f"{MAX_VALUES} a posterior of this package can hold"
-                )
 
 
 def load(path: str | os.PathLike) -> Posterior:

@@ -141,8 +141,8 @@ def predict(
     kind: Annotated[
         str | None,
         typer.Option(
-            help="What the interval is about: 'sweep' (the best run a grid sweep finds; "
-            "default), 'optimum' (the optimum of a new setting) or 'law' (the law itself)."
+            help="What the interval is about: 'optimum' (the optimum of a new setting; "
+            "default), 'sweep' (the best run a grid sweep finds) or 'law' (the law itself)."
         ),
     ] = None,
     posterior: PosteriorOpt = None,
