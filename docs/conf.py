@@ -188,19 +188,20 @@ def _python_output(*steps: str, setup: str = "") -> str:
 
 _OUTPUTS = {
     "predict": lambda: _cli_output("predict", "7e9", "1.4e12"),
-    "predict_law": lambda: _cli_output("predict", "7e9", "1.4e12", "--law"),
+    "predict_law": lambda: _cli_output("predict", "7e9", "1.4e12", "--kind", "law"),
+    "recommend": lambda: _cli_output("recommend", "7e9", "1.4e12", "--batch-tokens", "16Mi"),
     "predict_paper": lambda: _cli_output("predict", "7e9", "1.4e12", "--method", "paper"),
     "predict_raw": lambda: _cli_output("predict", "7e9", "1.4e12", "--method", "paper", "--raw"),
     "reproduce": lambda: _cli_output("reproduce"),
     "compare": lambda: _cli_output("compare", "moe", "dense"),
     "python_predict": lambda: _python_output(
         "from bayes_steplaw import load_default",
-        "post = load_default()",
+        "post = load_default('loss')",
         "pred = post.predict(7e9, 1.4e12)  # N parameters, D tokens",
         "print(pred.median())",
         "print(pred.interval(0.9))",
         "print(pred.describe())",
-        "print(post.predict(7e9, 1.4e12, kind='law').interval(0.9))",
+        "print(post.predict(7e9, 1.4e12, kind='law').to_dataframe(0.9).T)",
         setup="import pandas as pd\n"
         "pd.set_option('display.width', 140, 'display.max_columns', 20,\n"
         "              'display.float_format', '{:.4g}'.format)",
@@ -223,13 +224,17 @@ def _prior_table(priors: dict, title: str) -> str:
 
 def _priors() -> str:
     from bayes_steplaw.bayes.law import PRIORS
+    from bayes_steplaw.bayes.loss_model import LAB_PRIORS
+    from bayes_steplaw.bayes.surface import LOSS_PRIORS
 
-    text = _prior_table(PRIORS, "Optimum model (natural-log scale)")
-    try:
-        from bayes_steplaw.bayes.landscape import LANDSCAPE_PRIORS
-    except ImportError:
-        return text
-    return text + "\n" + _prior_table(LANDSCAPE_PRIORS, "Landscape model (bowl and noise)")
+    return (
+        _prior_table(PRIORS, "The Step Law of the optima (natural-log scale)")
+        + "\n"
+        + _prior_table(LOSS_PRIORS, "The loss surface, the best loss, the noise, divergence")
+        + "\n"
+        + _prior_table({f"sigma_lab_{k}": v for k, v in LAB_PRIORS.items()},
+                       "Spread of the exponents between labs")
+    )  # fmt: skip
 
 
 _write_if_changed(DOCS / "generated" / "priors.inc", _priors())

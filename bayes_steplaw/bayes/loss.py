@@ -564,18 +564,40 @@ class LossPosterior(StepLawPosterior):
             f"- `{k}` ~ {spec[0]}({', '.join(map(format_param, spec[1:]))})"
             for k, spec in LOSS_PRIORS.items()
         )
+        labs = m.get("labs") or ["step-law"]
+        lab_line = (
+            f"Labs: {', '.join(labs)}; each lab's α, β, γ deviate from the shared ones with a "
+            "spread of prior HalfNormal(0.2) per exponent (a never-seen group's lab draws its "
+            "deviations from that spread, so its interval widens with the distance in N and D "
+            "from the data's centre: ±0.2 in α is ×1.6 in lr per sd at one decade of N)."
+            if len(labs) > 1
+            else "One lab (the Step Law paper's setup): the exponents are shared by every group; "
+            "a pooled fit with another lab's sweeps gives each lab partially pooled deviations "
+            "of α, β, γ (prior spread HalfNormal(0.2))."
+        )
         sections = [
             "## Loss model",
             "",
+            "The loss of a run at (N, D, lr, batch, group): an optimum that follows the "
+            "hierarchical Step Law, a best loss L*(N, D) of Chinchilla type with group floors, "
+            "a skewed, tilted valley around the optimum (`bayes_steplaw.bayes.surface`), run "
+            "noise whose scale grows with the excess loss and that spikes upward away from the "
+            "optimum, and a divergence edge in lr. Every answer of the package is a reduction "
+            "of these draws (`bayes_steplaw.bayes.answers`).",
+            "",
             f"All {m['n_runs']} runs ({m.get('n_diverged', '?')} diverged: loss above "
             f"{m['diverged_ratio']:g}x their setting's lowest). Surface **{m['surface']}**, "
-            f"best-loss law **{m['best_law']}** (see `bayes_steplaw.bayes.surface`)."
+            f"best-loss law **{m['best_law']}**, noise **{m.get('noise', 'spikes')}**."
             + (
-                f" Thinned by {m['thinned']} for size (the diagnostics are those of the full "
-                "chains)."
+                f" Thinned by {m['thinned']} for size and speed (the diagnostics are those of the "
+                "full chains)."
                 if m.get("thinned", 1) > 1
                 else ""
             ),
+            "",
+            lab_line,
+            "",
+            f"Whose setup: {self.setup}.",
             "",
             "Priors:",
             "",

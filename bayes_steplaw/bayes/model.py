@@ -79,7 +79,7 @@ class SamplerSettings:
         check_count(out.seed, "seed", minimum=0)
         check_prob(out.target_accept, "target_accept")
         # a posterior this large cannot be saved or loaded (Posterior.MAX_SAMPLES); say so now
-        from .posterior import MAX_SAMPLES
+        from .variables import MAX_SAMPLES
 
         if out.chains * out.draws > MAX_SAMPLES:
             raise ValueError(

@@ -257,13 +257,14 @@ def linear(coef, u, v):
     coefficients): a parameter of a setting from its centred ln N and ln D.
 
     For settings in a column (u, v of shape (points, 1)) and per-draw coefficients (an array
-    (terms, draws)) this is one matrix product, (points, terms) @ (terms, draws)."""
+    (terms, draws)) this is one product, (points, terms) x (terms, draws), by einsum: a BLAS
+    call would spread this small product over threads that other work already holds."""
     if (
         isinstance(coef, np.ndarray) and coef.ndim == 2 and np.ndim(u) == 2 and np.shape(u)[1] == 1
         and np.shape(v) == np.shape(u)
     ):  # fmt: skip
         terms = [np.ones_like(u), u, v, v * v, u * v][: len(coef)]
-        return np.hstack(terms) @ coef
+        return np.einsum("pt,ts->ps", np.hstack(terms), coef)
     out = coef[0] + coef[1] * u + coef[2] * v
     if len(coef) == 5:
         out = out + coef[3] * v * v + coef[4] * u * v

@@ -11,7 +11,8 @@ One module per family of figures, all drawn with the pieces of :mod:`.style`:
 - :mod:`.laws`: the law -- :func:`exponent_pairs`, :func:`optimum_scaling`,
   :func:`delta_posterior`, :func:`interval_comparison`;
 - :mod:`.groups`: the groups -- :func:`group_offsets`, :func:`offset_contrast`;
-- :mod:`.landscape`: the (lr, batch) plane of one setting -- :func:`landscape_map`,
+- :mod:`.surface`: the (lr, batch) plane of one setting, from the loss posterior --
+  :func:`loss_surface` (every answer of one posterior at one setting), :func:`landscape_map`,
   :func:`plan`;
 - :mod:`.checks`: posterior checks -- :func:`setting_optima`, :func:`relative_loss_check`;
 - :mod:`.evaluation`: a held-out evaluation -- :func:`relative_loss_by_setting`,
@@ -28,8 +29,15 @@ colour-blind safe.
 Quantities that span decades (lr, batch size, N, D) are drawn on log axes
 (:func:`log_axis`), and axis labels carry their units (``peak learning rate``, ``batch size
 (tokens)``, ``N (non-embedding parameters)``, ``D (training tokens)``). Every figure with an
-interval says what it is about: the law (``kind="law"``), a new setting's optimum
-(``kind="centre"``), a fitted setting, or a group's offset.
+interval names what it is about in the package's one vocabulary
+(:data:`bayes_steplaw.bayes.predictive.SHORT` in legends,
+:data:`~bayes_steplaw.bayes.predictive.ABOUT` in titles): the law (``kind="law"``), a new
+setting's optimum (``kind="optimum"``), a sweep's best run (``kind="sweep"``), a fitted
+setting, or a group's offset.
+
+Figures of the loss surface take a :class:`~bayes_steplaw.bayes.loss.LossPosterior`
+(``load_default("loss")``); the figures of the law take any Step-Law posterior (the optimum
+model's or the loss model's).
 
 Examples
 --------
@@ -38,6 +46,7 @@ Examples
 >>> from bayes_steplaw import load_default, load_sweeps, plots
 >>> ax = plots.optimum_scaling(load_default(), load_sweeps("dense"))  # doctest: +SKIP
 >>> ax.figure.savefig("lr_vs_D.png", dpi=150)  # doctest: +SKIP
+>>> ax = plots.loss_surface(load_default("loss"), 7e9, 1.4e12, batch_tokens=4e6)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -45,9 +54,9 @@ from __future__ import annotations
 from .checks import relative_loss_check, setting_optima
 from .evaluation import coverage_against_nominal, relative_loss_by_setting, reliability_diagram
 from .groups import group_offsets, offset_contrast
-from .landscape import landscape_map, plan
 from .laws import delta_posterior, exponent_pairs, interval_comparison, optimum_scaling
 from .style import CMAP, OKABE_ITO, PALETTE, ROLE_COLORS, log_axis, si
+from .surface import landscape_map, loss_surface, plan
 
 __all__ = [
     "CMAP",
@@ -61,6 +70,7 @@ __all__ = [
     "interval_comparison",
     "landscape_map",
     "log_axis",
+    "loss_surface",
     "offset_contrast",
     "optimum_scaling",
     "plan",

@@ -1,8 +1,8 @@
 """Posterior checks: does a fit reproduce the sweep it was fitted on?
 
 :func:`setting_optima` (each fitted setting's optimum against the sweep's near-optimal mean and
-best run, optimum model) and :func:`relative_loss_check` (each fitted run's expected relative
-loss against the observed one, landscape model).
+best run; optimum or loss posterior) and :func:`relative_loss_check` (each fitted run's expected
+relative loss against the observed one; loss posterior).
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from ..bayes.landscape import LandscapePosterior
     from ..bayes.law import StepLawPosterior
+    from ..bayes.loss import LossPosterior
 
 
 def _settings_table(post: StepLawPosterior, sweeps: pd.DataFrame, threshold: float):
     """Per setting of the fit: N, D, group, observed best run and near-optimal mean."""
-    settings = [str(s) for s in post.posterior["u"]["setting"].values]
+    settings = [str(s) for s in post.variables["setting"].values]
     known = set(sweeps["setting"].astype(str))
     missing = [s for s in settings if s not in known]
     if missing:
@@ -53,15 +53,20 @@ def _fitted_optima(post: StepLawPosterior, table: pd.DataFrame, quantity: str, p
     """(settings, 3) lower / median / upper of each fitted setting's optimum.
 
     The optimum of a *fitted* setting: the group's law at its (N, D) plus the setting's own
-    effect (``u`` for lr, ``v`` for batch), not a new setting's predictive.
+    effect (``u`` for lr, ``v`` for batch), not a new setting's predictive; a loss posterior
+    keeps each setting's optimum itself (``m_lr``, ``m_bs``).
     """
+    lo, hi = tails(prob)
+    direct = "m_lr" if quantity == "lr" else "m_bs"
+    if direct in post.variables:
+        return np.exp(np.quantile(post.flat(direct), [lo, 0.5, hi], axis=0)).T
     x = np.log(table["N"].to_numpy()) - post.metadata["log_n0"]
     y = np.log(table["D"].to_numpy()) - post.metadata["log_d0"]
     effect = post.flat("u" if quantity == "lr" else "v")
     out = np.empty((len(table), 3))
     for g in dict.fromkeys(table["group"]):
         rows = np.flatnonzero((table["group"] == g).to_numpy())
-        coef_lr, coef_bs = post.law_coefficients(_data.resolvable(post, g), kind="law", seed=0)
+        coef_lr, coef_bs = post.law_coefficients(_data.resolvable(post, g), "law", 0)
         coef = coef_lr if quantity == "lr" else coef_bs
         log_opt = (
             coef[0][:, None]
@@ -69,7 +74,6 @@ def _fitted_optima(post: StepLawPosterior, table: pd.DataFrame, quantity: str, p
             + coef[2][:, None] * y[rows][None, :]
             + effect[:, rows]
         )
-        lo, hi = tails(prob)
         out[rows] = np.exp(np.quantile(log_opt, [lo, 0.5, hi], axis=0)).T
     return out
 
@@ -85,16 +89,17 @@ def setting_optima(
     """Posterior check of the optimum location, one point per fitted setting.
 
     For each setting the posterior of its optimum, ``c + α x + β y + offsets + u[setting]``
-    (and ``d + γ y [+ δ x] + offsets + v[setting]`` for the batch), is compared with what the
-    sweep observed there: the geometric mean of the near-optimal runs (what the model fits;
-    filled markers) and the single best run (open markers). Points on the diagonal agree.
+    (and ``d + γ y [+ δ x] + offsets + v[setting]`` for the batch; a loss posterior's
+    ``m_lr[setting]``, ``m_bs[setting]``), is compared with what the sweep observed there:
+    the geometric mean of the near-optimal runs (filled markers) and the single best run
+    (open markers). Points on the diagonal agree.
     The intervals are about each *fitted* setting's optimum (its own effect included), not
     about a new setting.
 
     Parameters
     ----------
     post : StepLawPosterior
-        A fitted optimum model.
+        A fitted optimum or loss posterior.
     sweeps : DataFrame
         The sweep table the posterior was fitted on (its settings must be there).
     prob : float
@@ -168,28 +173,33 @@ def setting_optima(
 
 
 def relative_loss_check(
-    landscape: LandscapePosterior,
+    post: LossPosterior,
     sweeps: pd.DataFrame,
     *,
     prob: float = 0.9,
+    max_excess: float = 0.05,
     ax: Axes | None = None,
 ) -> Axes:
-    """Observed against fitted relative loss of every run the landscape model was fitted on.
+    """Observed against fitted relative loss of every run the loss model was fitted on.
 
-    For each run within the model's window of its setting's best, the posterior of its
-    expected loss (``L*·(1 + q)``, the bowl at the run's lr and batch, with the setting's own
-    optimum) is expressed, like the observation, relative to the setting's *observed* minimum
-    loss. Points on the diagonal agree; the bars are the ``prob`` interval of the expected
-    loss (run-to-run noise not included, so the observed points scatter about them).
+    For each run that did not diverge, the posterior of its expected loss (``L*·(1 + q)``,
+    the surface at the run's lr and batch, with its fitted setting's own optimum and L*:
+    :meth:`~bayes_steplaw.bayes.loss.LossPosterior.run_predictions`) is expressed, like the
+    observation, relative to the setting's *observed* minimum loss. Points on the diagonal
+    agree; the bars are the ``prob`` interval of the expected loss (run-to-run noise not
+    included, so the observed points scatter about them).
 
     Parameters
     ----------
-    landscape : LandscapePosterior
-        The loss-landscape model (``load_default("landscape")``).
+    post : LossPosterior
+        The loss model (``load_default("loss")``).
     sweeps : DataFrame
         The sweep table the posterior was fitted on.
     prob : float
         Mass of the equal-tailed interval drawn as error bars.
+    max_excess : float
+        The view: relative losses up to this (every run is drawn; those further from their
+        setting's best lie outside the axes).
     ax : Axes, optional
 
     Returns
@@ -198,29 +208,21 @@ def relative_loss_check(
         Linear axes in percent; one colour per group.
     """
     ax = new_axes(ax, figsize=(6.0, 5.6))
-    pred = landscape.run_predictions(sweeps)
+    pred = post.run_predictions(sweeps)
     runs = pred["design"].runs
+    alive = ~runs["diverged"].to_numpy(bool)
     best = runs.groupby("setting")["loss"].transform("min").to_numpy(float)
-    draws = (pred["mu"] / best - 1.0) * 100.0  # (samples, runs), percent
-    lo, hi = tails(prob)
-    lo, med, hi = np.quantile(draws, [lo, 0.5, hi], axis=0)
-    observed = (runs["loss"].to_numpy(float) / best - 1.0) * 100.0
-    groups = _data.group_of_settings(runs)
+    draws = (pred["loc"][:, alive] / best[alive] - 1.0) * 100.0  # (samples, runs), percent
+    lo, med, hi = np.quantile(draws, [*tails(prob)[:1], 0.5, tails(prob)[1]], axis=0)
+    observed = (runs["loss"].to_numpy(float)[alive] / best[alive] - 1.0) * 100.0
+    groups = _data.group_of_settings(runs[alive])
     for g, c in group_colours(groups).items():
         rows = (groups == g).to_numpy()
-        ax.errorbar(
-            med[rows],
-            observed[rows],
-            xerr=[med[rows] - lo[rows], hi[rows] - med[rows]],
-            fmt="o",
-            ms=2.5,
-            lw=0.4,
-            alpha=0.5,
-            color=c,
-            label=f"{g} ({rows.sum()} runs)",
-        )
-    top = max(np.nanmax(observed), np.nanmax(hi)) * 1.05
-    bottom = min(0.0, np.nanmin(lo))
+        ax.errorbar(med[rows], observed[rows], xerr=[med[rows] - lo[rows], hi[rows] - med[rows]],
+                    fmt="o", ms=2.5, lw=0.4, alpha=0.5, color=c,
+                    label=f"{g} ({rows.sum()} runs)")  # fmt: skip
+    top = 100.0 * max_excess
+    bottom = min(0.0, float(np.nanmin(lo)))
     ax.plot([bottom, top], [bottom, top], color="0.3", ls="--", lw=1, label="observed = fitted")
     ax.set_xlim(bottom, top)
     ax.set_ylim(bottom, top)
@@ -229,5 +231,8 @@ def relative_loss_check(
         f"fitted expected relative loss of the run (%)\n(posterior median, {prob:.0%} interval)"
     )
     ax.set_ylabel("observed relative loss (%)\nloss / setting's best − 1")
+    n_out = int(((observed > top) | (med > top)).sum())
+    ax.set_title(f"{alive.sum()} runs that did not diverge; {n_out} beyond the view",
+                 fontsize="small")  # fmt: skip
     ax.legend(loc="upper left", fontsize="small", frameon=False, markerscale=2)
     return ax

@@ -3,7 +3,8 @@
 :func:`relative_loss_by_setting` (the paper's metric per held-out setting, one marker per
 method), :func:`coverage_against_nominal` (how often the intervals held the best run, against
 their mass) and :func:`reliability_diagram` (plateau probabilities against the observed
-frequency of each event).
+frequency of each event). Each reads the columns of its task (``rel_loss``; ``lr_in_90``,
+...; the per-run ``p_sweep``, ``p_plateau``, ``hit_best``, ``hit_star``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 
 _MARKERS = ("o", "s", "D", "^", "v", "P", "X", "*")
 _BASELINE_COLOURS = {"bayes": ROLE_COLORS["posterior"], "paper": ROLE_COLORS["paper"]}
+_PREFERRED = ("bayes", "optimum", "ols", "paper")
+"""The methods drawn by default, those of them the evaluation has."""
 
 
 def _colours(methods: Sequence[str]) -> dict[str, str]:
@@ -31,10 +34,21 @@ def _colours(methods: Sequence[str]) -> dict[str, str]:
     return {m: _BASELINE_COLOURS.get(m) or next(rest) for m in methods}
 
 
-def _methods(result: Evaluation, methods: Sequence[str] | None) -> list[str]:
-    known = list(dict.fromkeys(result.table["method"]))
+def _methods(result: Evaluation, methods: Sequence[str] | None, column: str) -> list[str]:
+    """The methods to draw: those asked for (each must be in the evaluation), else the
+    preferred ones the evaluation scored on ``column`` (else every method that did)."""
+    table = result.table
+    if column in table:
+        scored = table[table[column].notna()]
+    else:
+        scored = table.iloc[:0]
+    known = list(dict.fromkeys(table["method"]))
     if methods is None:
-        return known
+        have = list(dict.fromkeys(scored["method"]))
+        preferred = [m for m in _PREFERRED if m in have]
+        if not have:
+            raise ValueError(f"no method of this evaluation has {column!r}; it has {known}")
+        return preferred or have
     unknown = [m for m in methods if m not in known]
     if unknown:
         raise ValueError(f"methods {unknown} are not in this evaluation; it has {known}")
@@ -43,16 +57,17 @@ def _methods(result: Evaluation, methods: Sequence[str] | None) -> list[str]:
 
 def relative_loss_by_setting(
     result: Evaluation,
-    methods: Sequence[str] | None = ("bayes", "landscape", "ols", "paper"),
+    methods: Sequence[str] | None = None,
     *,
     ax: Axes | None = None,
 ) -> Axes:
     """The relative loss (‰) of the grid run nearest to each method's choice, per setting.
 
     Settings run along x, grouped by family and sorted by compute 6·N·D within it; one marker
-    per method, the family means as horizontal lines.
+    per method, the family means as horizontal lines. ``methods``: default those of ``bayes``,
+    ``optimum``, ``ols`` and ``paper`` the evaluation scored.
     """
-    names = _methods(result, methods)
+    names = _methods(result, methods, "rel_loss")
     table = result.table[result.table["method"].isin(names)]
     order = table.drop_duplicates("setting").sort_values(["family", "compute"])["setting"].tolist()
     position = {s: i for i, s in enumerate(order)}
@@ -100,7 +115,7 @@ def relative_loss_by_setting(
 
 def coverage_against_nominal(
     result: Evaluation,
-    methods: Sequence[str] | None = ("bayes", "landscape", "ols", "paper"),
+    methods: Sequence[str] | None = None,
     *,
     fig: Figure | None = None,
 ) -> Figure:
@@ -108,14 +123,18 @@ def coverage_against_nominal(
 
     Two panels (lr, batch); a point per method and mass, with a 90% binomial band around the
     diagonal for the number of settings (a calibrated method's points fall inside it).
+    ``methods``: default those of ``bayes``, ``optimum``, ``ols`` and ``paper`` with intervals.
     """
     from scipy import stats
 
-    names = _methods(result, methods)
+    first = next((c for c in result.table if c.startswith("lr_in_")), "lr_in_90")
+    names = _methods(result, methods, first)
     fig = new_figure(fig, (9.0, 4.0))
     axes = fig.subplots(1, 2, sharey=True)
-    masses = sorted(int(c.rsplit("_", 1)[1]) for c in result.table if c.startswith("lr_in_"))
-    nominal = np.array(masses) / 100
+    masses = sorted(
+        (c.rsplit("_", 1)[1] for c in result.table if c.startswith("lr_in_")), key=float
+    )
+    nominal = np.array([float(m) for m in masses]) / 100
     n = result.table.drop_duplicates("setting").shape[0]
     lo, hi = stats.binom.ppf([0.05, 0.95], n, nominal[:, None]).T / n
     colours = _colours(names)
@@ -141,15 +160,26 @@ def coverage_against_nominal(
 
 def reliability_diagram(
     result: Evaluation,
-    method: str = "landscape",
+    method: str | None = None,
     *,
     ax: Axes | None = None,
 ) -> Axes:
     """Plateau probabilities of the held-out runs against the observed frequency of each
     event, binned: relative to the sweep's best run (``reference="sweep"``), relative to L*
-    (``reference="optimum"``), and the first event against the second's probability."""
+    (``reference="optimum"``), and the first event against the second's probability.
+    ``method``: default the first method of the evaluation with plateau probabilities."""
     from ..evaluate.result import EVENTS
 
+    if method is None:
+        runs = result.runs
+        have = []
+        if runs is not None and "hit_best" in runs:
+            probs = [c for c in ("p_sweep", "p_plateau") if c in runs]
+            scored = runs[runs[probs].notna().any(axis=1)] if probs else runs.iloc[:0]
+            have = list(dict.fromkeys(scored["method"]))
+        if not have:
+            raise ValueError("this evaluation has no plateau probabilities (task 'plateau')")
+        method = next((m for m in result.methods if m in have), have[0])
     ax = new_axes(ax, figsize=(5.6, 5.0))
     ax.plot([0, 1], [0, 1], color="0.4", lw=1, ls="--")
     styles = {

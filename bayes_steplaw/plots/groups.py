@@ -31,7 +31,7 @@ _PANELS = (("lr", "peak learning rate"), ("batch_tokens", "batch size (tokens)")
 
 def _offset_draws(post: StepLawPosterior, group: str, seed: int = 0) -> tuple[np.ndarray, ...]:
     """Total log offset draws of a group (lr, batch), relative to the intercepts."""
-    coef_lr, coef_bs = post.law_coefficients(group, kind="law", seed=seed)
+    coef_lr, coef_bs = post.law_coefficients(group, "law", seed)
     return coef_lr[0] - post.flat("c"), coef_bs[0] - post.flat("d")
 
 

@@ -67,7 +67,7 @@ def exponent_pairs(
     Parameters
     ----------
     post : StepLawPosterior
-        A fitted optimum model (e.g. :func:`bayes_steplaw.load_default`).
+        A fitted optimum or loss posterior (e.g. :func:`bayes_steplaw.load_default`).
     bootstrap : BootstrapOLS or mapping of label to BootstrapOLS, optional
         Bootstrap-OLS ensembles to overlay (one point per resample), e.g.
         ``{"published ensemble": BootstrapOLS.from_published()}``.
@@ -174,7 +174,7 @@ def delta_posterior(post: StepLawPosterior, *, prob: float = 0.9, ax: Axes | Non
         Histogram of the draws, the interval, a line at δ = 0 (the paper's batch law) and
         P(δ > 0) in the title.
     """
-    if "delta" not in post.posterior:
+    if "delta" not in post.variables:
         raise ValueError(
             "this posterior has no delta: fit it with batch_depends_on_N=True to let the batch "
             "law depend on N"
@@ -244,7 +244,7 @@ def optimum_scaling(
     Parameters
     ----------
     post : StepLawPosterior
-        A fitted optimum model.
+        A fitted optimum or loss posterior.
     sweeps : DataFrame, optional
         Sweep table (:func:`bayes_steplaw.load_sweeps`) whose near-optimal runs are drawn.
     quantity : {"lr", "batch_tokens"}
@@ -261,8 +261,9 @@ def optimum_scaling(
     kind : str
         What the bands are about, any kind :meth:`StepLawPosterior.predict` takes:
         ``"law"`` (default) the law's own uncertainty (compare with setting means),
-        ``"centre"`` plus setting-level scatter (where a new setting's optimum will be).
-        The legend names it.
+        ``"optimum"`` plus setting-level scatter (where a new setting's optimum will be),
+        ``"sweep"`` the best run a grid sweep of a new setting will find. The legend names
+        it (:data:`bayes_steplaw.bayes.law.KIND_NAMES`).
     probs : sequence of float
         Masses of the equal-tailed credible bands, widest drawn lightest.
     span : (float, float), optional
@@ -290,7 +291,7 @@ def optimum_scaling(
         runs = _data.near_optimal(sweeps, _data.threshold(post, threshold))
         runs = runs[_data.in_group(runs, group)]
     # the batch law has no N term unless the fit has delta: then one line serves every N
-    depends = not (quantity == "batch_tokens" and other == "N" and "delta" not in post.posterior)
+    depends = not (quantity == "batch_tokens" and other == "N" and "delta" not in post.variables)
     at = _lines_at(post, runs, other, depends) if at is None else np.asarray(at, float)
     data_lo, data_hi = _data.data_span(post, against)
     if span is None:
@@ -319,10 +320,10 @@ def optimum_scaling(
         kind = pred.kind  # the canonical name, for the legend
         c = colour(value)
         for p, a in zip(probs, alphas):
-            band = pred.interval(p, method="eti")
-            lower, upper = band[f"{quantity}_lower"], band[f"{quantity}_upper"]
+            band = pred.interval(p, method="eti")[quantity]
+            lower, upper = band.sel(bound="lower").values, band.sel(bound="upper").values
             ax.fill_between(grid, lower, upper, color=c, alpha=a, lw=0)
-        ax.plot(grid, pred.median()[quantity], color=c, lw=2)
+        ax.plot(grid, pred.median()[quantity].values, color=c, lw=2)
     if runs is not None and len(runs):
         point_c = (
             [ROLE_COLORS["observed"]] * len(runs) if single else [colour(v) for v in runs[other]]
@@ -358,7 +359,11 @@ def optimum_scaling(
         ]
     handles.append(Patch(color=EXTRAPOLATION_GREY, label="extrapolation"))
     legend_above(
-        ax, handles, title=f"intervals of {kind_label(kind)}", fontsize="small", title_fontsize=None
+        ax,
+        handles,
+        title=f"optimal {LABELS[quantity]}: intervals of {kind_label(kind)}",
+        fontsize="small",
+        title_fontsize=None,
     )
     if not single:
         log_colorbar(ax, truncated(cmap), norm, LABELS[other])
@@ -375,7 +380,7 @@ def interval_comparison(
     D: Sequence[float] | np.ndarray,
     *,
     group: str = "dense",
-    kinds: Sequence[str] = ("law", "centre"),
+    kinds: Sequence[str] = ("law", "optimum"),
     prob: float = 0.9,
     seed: int = 0,
     fig: Figure | None = None,
@@ -385,11 +390,12 @@ def interval_comparison(
     Top row: the optimal lr and batch size along the path, each method's ``prob`` interval as a
     band. Bottom row: the width of each interval as a factor (upper / lower): a bootstrap band
     narrower than the posterior's ``"law"`` band is overconfident about the law; the
-    posterior's ``"centre"`` band is where a new setting's optimum will be.
+    posterior's ``"optimum"`` band is where a new setting's optimum will be.
 
     Parameters
     ----------
     post : StepLawPosterior
+        A fitted optimum or loss posterior.
     bootstrap : BootstrapOLS or mapping of label to BootstrapOLS
         e.g. ``{"published ensemble": BootstrapOLS.from_published(),
         "refit on released dense": BootstrapOLS.fit(load_sweeps("dense"))}``.
@@ -421,9 +427,10 @@ def interval_comparison(
     methods: dict[str, tuple[dict[str, np.ndarray], float | None]] = {}
     for i, kind in enumerate(kinds):
         pred = post.predict(N, D, group=group, kind=kind, seed=seed, allow_unconverged=True)
-        iv, med = pred.interval(prob, method="eti"), pred.median()
+        frame = pred.to_dataframe(prob, method="eti")
         values = {
-            q: np.column_stack([iv[f"{q}_lower"], med[q], iv[f"{q}_upper"]]) for q in quantities
+            q: frame[[f"{q}_lower", f"{q}_median", f"{q}_upper"]].to_numpy(float)
+            for q in quantities
         }
         methods[f"posterior: {kind_label(pred.kind)}"] = (values, 0.25 if i == 0 else 0.15)
     for label, model in ensembles.items():

@@ -1,7 +1,7 @@
 """The look every figure shares: palette, colour roles, labels, log axes, markers, legends.
 
 Nothing here reads a posterior or a sweep table: the figure modules (:mod:`.laws`,
-:mod:`.groups`, :mod:`.landscape`, :mod:`.checks`) compute what to draw and draw it with these
+:mod:`.groups`, :mod:`.surface`, :mod:`.checks`) compute what to draw and draw it with these
 pieces, so that a colour, a tick or a marker means the same in every plot. matplotlib is
 imported inside the functions, never at module import.
 """
@@ -133,17 +133,15 @@ def count_or_lr(quantity: str) -> str:
 
 
 def kind_label(kind: str) -> str:
-    """Short legend name of what a ``predict(kind=...)`` interval is about (``KIND_NAMES``;
-    the full sentence of :func:`~bayes_steplaw.bayes.law.describe_kind` for other kinds)."""
-    from ..bayes.law import KIND_NAMES, describe_kind
+    """Short legend name of what an interval of ``kind`` is about: the package's one
+    vocabulary (:data:`~bayes_steplaw.bayes.law.KIND_NAMES` for the optimum's kinds,
+    :data:`~bayes_steplaw.bayes.predictive.SHORT` for the loss's)."""
+    from ..bayes.law import KIND_NAMES
+    from ..bayes.predictive import SHORT
 
     if kind in KIND_NAMES:
         return KIND_NAMES[kind]
-
-    try:
-        return describe_kind(kind)
-    except KeyError:
-        return f"kind={kind!r}"
+    return SHORT.get(kind, f"kind={kind!r}")
 
 
 def log_axis(ax: Axes, which: str = "x", quantity: str = "count") -> None:
@@ -173,7 +171,7 @@ def log_axis(ax: Axes, which: str = "x", quantity: str = "count") -> None:
 
 
 def lr_batch_axes(ax: Axes) -> None:
-    """Log lr on x and log batch tokens on y, labelled: the axes of every landscape panel."""
+    """Log lr on x and log batch tokens on y, labelled: the axes of every (lr, batch) panel."""
     log_axis(ax, "x", "lr")
     log_axis(ax, "y")
     ax.set_xlabel(LABELS["lr"])

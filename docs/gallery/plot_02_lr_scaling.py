@@ -29,8 +29,8 @@ plt.show()
 # √2 -- which is why the law is fitted to all of them rather than to each setting's single
 # best run.
 #
-# Where the optimum of a *new* setting will be is a wider question; ``kind="centre"`` adds
+# Where the optimum of a *new* setting will be is a wider question; ``kind="optimum"`` adds
 # the setting-to-setting scatter (the legend's title says which of the two a band is about):
 
-ax = plots.optimum_scaling(post, sweeps, against="D", kind="centre")
+ax = plots.optimum_scaling(post, sweeps, against="D", kind="optimum")
 plt.show()

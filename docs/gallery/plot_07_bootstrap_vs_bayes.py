@@ -6,7 +6,7 @@ The same (N, D) points, from 100M to 100B parameters trained on 100 tokens per p
 through three lenses: the paper's published bootstrap ensemble, the paper's recipe refitted on
 the released dense runs, and the Bayesian posterior -- both the law's own uncertainty
 (``kind="law"``) and the wider interval of where a new setting's optimum will be
-(``kind="centre"``). Top: the 90% intervals; bottom: their
+(``kind="optimum"``). Top: the 90% intervals; bottom: their
 width as a factor (upper / lower). White is the range the data cover, grey extrapolation.
 """
 
@@ -38,10 +38,11 @@ pooled = BootstrapOLS.fit(load_sweeps("all"), seed=0)
 rows = []
 for n, d in [(5e8, 2e10), (7e9, 1.4e12), (7e10, 1.4e13)]:
     row = {"N": f"{n:.0e}", "D": f"{d:.0e}"}
-    for kind, name in (("law", "the law"), ("centre", "a new setting")):
-        iv = post.predict(n, d, kind=kind).interval(0.9, method="eti").iloc[0]
-        row[f"posterior, {name}: lr"] = iv.lr_upper / iv.lr_lower
-        row[f"posterior, {name}: batch"] = iv.batch_tokens_upper / iv.batch_tokens_lower
+    for kind, name in (("law", "the law"), ("optimum", "a new setting")):
+        iv = post.predict(n, d, kind=kind).interval(0.9, method="eti")
+        lo, hi = iv.sel(bound="lower"), iv.sel(bound="upper")
+        row[f"posterior, {name}: lr"] = float(hi["lr"] / lo["lr"])
+        row[f"posterior, {name}: batch"] = float(hi["batch_tokens"] / lo["batch_tokens"])
     for name, model in [
         ("published", published),
         ("refit dense", refit),

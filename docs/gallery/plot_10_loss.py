@@ -2,15 +2,16 @@
 The loss of a run before it is trained
 ======================================
 
-The loss model (:class:`bayes_steplaw.bayes.loss.LossModel`) predicts the smoothed final loss a
-run will report at any (N, D, lr, batch), the probability that it diverges, and the best loss
-L*(N, D) of the setting. Here it is judged on settings it never saw: it was fitted on the
-released settings of smallest compute (the ``extrapolate`` split: 6·N·D up to each family's
-0.75 quantile) and predicts every run of the eight largest.
+The loss model (:class:`bayes_steplaw.bayes.loss_model.LossModel`) predicts the smoothed final
+loss a run will report at any (N, D, lr, batch) (``predict_loss``), the probability that it
+diverges, and the best loss L*(N, D) of the setting (``best_loss``). Here it is judged on
+settings it never saw: it was fitted on the released settings of smallest compute (the
+``extrapolate`` split: 6·N·D up to each family's 0.75 quantile) and predicts every run of the
+eight largest.
 
 Refitting takes minutes, so the figure reads the predictions from
 ``docs/gallery/data/loss_heldout.csv`` and ``loss_curves.csv``, written by
-:func:`bayes_steplaw.evaluate.loss.gallery_tables` from that fold's posterior.
+:func:`bayes_steplaw.evaluate.methods.gallery_tables` from that fold's posterior.
 """
 
 from pathlib import Path
