@@ -205,11 +205,20 @@ def _start(design: Design, origin: np.ndarray, form: str) -> dict[str, np.ndarra
     p0 = np.concatenate([pos0, np.log(sh0 / (1 - sh0)), np.zeros(n_groups - 1)])
     prior_sd = np.concatenate([[LOSS_PRIORS[n][2] for n in names], np.ones(len(shares)),
                                np.full(n_groups - 1, 0.1)])  # fmt: skip
+    def residuals(p):
+        out = np.concatenate([(law_of(p) - origin[:, 2]) / 0.002, (p - p0) / prior_sd])
+        return np.where(np.isfinite(out), out, 1e6)
+
+    # the law's least squares has local minima (a floor near 0 with a small power, ...): take
+    # the best of a few starts spread over the floor's share and the power
+    rng = np.random.default_rng(0)
+    starts = [p0] + [p0 + rng.normal(0.0, 0.5, p0.shape) * (prior_sd > 0.2) for _ in range(7)]
+    fit = None
     with np.errstate(all="ignore"):
-        fit = least_squares(
-            lambda p: np.concatenate([(law_of(p) - origin[:, 2]) / 0.002, (p - p0) / prior_sd]),
-            p0, method="trf", max_nfev=2000,
-        )  # fmt: skip
+        for x0 in starts:
+            found = least_squares(residuals, x0, method="trf", max_nfev=2000)
+            if fit is None or found.cost < fit.cost:
+                fit = found
     if np.isfinite(fit.x).all() and fit.cost < 1e6:
         start["z_star_positive"] = np.exp(fit.x[: len(names)])
         start["z_star_share"] = 1 / (1 + np.exp(-fit.x[len(names) : len(names) + len(shares)]))

@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from . import data, evaluate, fit, logs, loss, predict, web  # noqa: F401  (each module registers its commands)
+from . import calibrate, data, evaluate, fit, logs, loss, predict, web  # noqa: F401  (each module registers its commands)
 from ._common import app, parse_quantity, silence_unraisable
 
 __all__ = ["app", "main", "parse_quantity"]

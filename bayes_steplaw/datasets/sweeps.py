@@ -222,6 +222,67 @@ def load_sweeps(which: str = "all", data_dir: str | os.PathLike | None = None) -
     return _finish(frame)
 
 
+EXTERNAL = {
+    "marin-nadamw": {
+        "file": "marin_nadamw.csv",
+        "columns": {"loss": "final_c4en_loss"},
+        "about": "Marin's NAdamW sweeps (Wen, Hall, Ma, Liang 2025, arXiv:2509.02046; "
+        "Apache-2.0 source, data/marin_nadamw.md): 55 runs in 18 settings, Llama models of "
+        "134M-1.2B non-embedding parameters, 4096-token sequences, final C4-en validation loss",
+    },
+}
+"""Other labs' sweep tables that ship with the package (``data/<file>``, its provenance in
+``data/<stem>.md``): name -> file, column mapping into the schema, one line about it."""
+
+
+def load_external(name: str = "marin-nadamw", *, min_runs: int = 1) -> pd.DataFrame:
+    """Another lab's sweep table, shipped with the package, read as a user's table is.
+
+    The committed copy goes through :func:`read_sweeps` with its column mapping (for
+    ``"marin-nadamw"``: ``{"loss": "final_c4en_loss"}``), so its rows have the canonical
+    columns and one group, ``family = variant = name``; pooled with the released data
+    (:func:`bayes_steplaw.pool_with_released`, ``fit(..., with_released=True)``) it becomes
+    ``user:<name>``, as a user's group does, and its ``lab`` column (``"marin"``) names the lab
+    whose setup its runs share. Diverged runs keep their reported loss: the package's rule
+    (loss above 1.5x the setting's lowest) marks them when a model is fitted.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`EXTERNAL` (``"marin-nadamw"``).
+    min_runs : int
+        Keep the settings with at least this many runs. The default 1 keeps the single tuned
+        runs (they inform the best loss, not where the optimum is); 3 keeps the settings
+        whose sweeps can locate an optimum, as :func:`read_sweeps` asks of a user's table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The canonical columns, then the file's own (``lab``, ``optimizer``, ``model_tag``,
+        ``chinchilla_mult``, ``sweep_axis``, ``is_best_config``, ``source_diverged``,
+        ``source_file``, ``entry``, ...). Cite the source named in ``data/<stem>.md``.
+    """
+    from .._resources import resource_path
+
+    if name not in EXTERNAL:
+        raise ValueError(f"unknown external sweep table {name!r}; known: {sorted(EXTERNAL)}")
+    if isinstance(min_runs, bool) or not isinstance(min_runs, (int, np.integer)) or min_runs < 1:
+        raise ValueError(f"min_runs must be an integer >= 1; got {min_runs!r}")
+    entry = EXTERNAL[name]
+    path = resource_path("data", entry["file"])
+    # single-run settings are meant here: the table is read with min_runs=1, and the warning
+    # that such a setting's losses are all equal is left to the settings that are kept
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SweepWarning)
+        frame = read_sweeps(path, columns=entry["columns"], min_runs=1)
+    counts = frame.groupby("setting")["lr"].transform("size").to_numpy()
+    frame = frame[counts >= min_runs].reset_index(drop=True)
+    several = frame.groupby("setting")["lr"].transform("size").to_numpy() > 1
+    for message in batch_unit_warnings(frame) + constant_loss_warnings(frame[several]):
+        warnings.warn(message, SweepWarning, stacklevel=2)
+    return frame
+
+
 def _rows(mask: np.ndarray, limit: int = 10) -> str:
     idx = np.flatnonzero(mask)
     shown = ", ".join(str(i) for i in idx[:limit])
