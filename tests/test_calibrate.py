@@ -15,15 +15,13 @@ from typer.testing import CliRunner
 
 import bayes_steplaw as bsl
 from bayes_steplaw.bayes.surface import run_logpdf
-from bayes_steplaw.calibrate import (
+from bayes_steplaw.bayes.preposterior import (
     MAX_COMPUTE_FRACTION,
     MAX_N_FRACTION,
-    CalibrationWarning,
     Study,
-    naive_runs,
-    plan_calibration,
     with_setting_scatter,
 )
+from bayes_steplaw.calibrate import CalibrationWarning, naive_runs, plan_calibration
 from bayes_steplaw.cli import app
 
 TARGET = (7e9, 1.4e11)

@@ -163,7 +163,7 @@ def sweep_best(surface: Surface, N: np.ndarray, D: np.ndarray, grid: tuple, star
     return out
 
 
-def _search_axis(centre: np.ndarray, step: float, half_width: float) -> np.ndarray:
+def search_axis(centre: np.ndarray, step: float, half_width: float) -> np.ndarray:
     """A grid of ``step`` over the draws' spread around their median, at least
     ``half_width`` either side."""
     lo, mid, hi = np.quantile(centre, [0.005, 0.5, 0.995])
@@ -203,10 +203,10 @@ def decide(
     if not any(free):
         return log_lr, log_bs, float(expected_loss(surface, N, D, log_lr, log_bs)[0])
     axes = [
-        _search_axis(m_lr[0], DECISION_STEPS[0], DECISION_HALF_WIDTHS[0])
+        search_axis(m_lr[0], DECISION_STEPS[0], DECISION_HALF_WIDTHS[0])
         if free[0]
         else np.array([log_lr]),
-        _search_axis(m_bs[0], DECISION_STEPS[1], DECISION_HALF_WIDTHS[1])
+        search_axis(m_bs[0], DECISION_STEPS[1], DECISION_HALF_WIDTHS[1])
         if free[1]
         else np.array([log_bs]),
     ]
