@@ -1,7 +1,10 @@
 """The methods a held-out evaluation compares, behind one small protocol.
 
-A **method** has a ``name`` and ``fit(train, context) -> predictor``; a **predictor** has
-``predict(settings) -> MethodPrediction``. That is all a user's own method needs::
+A **method** has a ``name`` and ``fit(train, context) -> predictor``; the predictor does what
+it can of the tasks (:mod:`.protocol`): ``predict(settings) -> MethodPrediction`` (the choice
+and the intervals), ``choose(settings, grid)`` (the choice), ``predict_runs(runs) ->
+RunForecast`` (the loss and divergence of every run), ``plateau_probability(runs, tol)``.
+That is all a user's own method needs::
 
     class Halfway:
         name = "halfway"
@@ -18,20 +21,25 @@ A **method** has a ``name`` and ``fit(train, context) -> predictor``; a **predic
 held-out setting (``setting, N, D, compute, seq_len, group``, the group columns and
 ``best_loss``, the setting's best observed loss, there for the published laws that are
 functions of the loss; a method that reads it says so with ``uses_loss=True``). ``group`` is
-the name a method that knows groups predicts the setting as: its own group under ``loso`` and
-``extrapolate``, ``"<family>/new"`` or ``"new"`` under ``logo``.
+the name a method that knows groups predicts the setting as: its own group under ``loso``,
+``extrapolate`` and ``transfer`` with ``k >= 1``, ``"<family>/new"`` or ``"new"`` under
+``logo`` and ``transfer`` with ``k = 0``. ``grid`` and ``runs`` hold the held-out runs (with
+``group``); ``grid`` without their outcomes, ``runs`` with ``loss`` and ``diverged``, which a
+forecast may read for its log density at the observed loss and for nothing else.
 
-Optional extras a predictor may offer: interval bounds at each mass of ``context.masses``
-(else equal-tailed ones are taken from its draws), ``draws`` of (ln lr, ln batch) for the log
-score, ``plateau_probability(runs, tol)`` (one probability per held-out run, for the
-reliability tables; set ``plateau = True`` on the method) and ``diagnostics`` (a dict: the
-fit's ``converged``, ``divergences``, ``max_r_hat``, ``sample_seconds``). A method with a
-``yardstick(context)`` method supplies each setting's L* for the second plateau event.
+A predictor may also offer ``diagnostics`` (a dict: the fit's ``converged``, ``divergences``,
+``max_r_hat``, ``sample_seconds``). A method with a ``yardstick(context)`` method (and
+``plateau = True``) supplies each setting's L* for the plateau event relative to L*.
 
-The built-in methods: ``bayes`` (the package's default choice: the optimum model's posterior
-median), ``landscape`` (the landscape model's ``recommend``), ``paper`` (the published
-bootstrap ensemble), ``ols`` (the paper's recipe refitted on the fold's training runs) and
-every evaluable law of the paper's Table 1 (:func:`bayes_steplaw.laws.evaluable_laws`).
+The built-in methods (:data:`BUILTIN_METHODS`): ``bayes``, the loss model
+(:class:`~bayes_steplaw.bayes.loss_model.LossModel`), every task: the choice is
+``recommend`` (the Bayes decision), the intervals ``predict(kind="sweep")``, the loss and
+divergence ``predict_loss``, the plateau ``plateau_probability``; ``optimum``, the optimum
+model (choice and intervals); ``paper``, the published bootstrap ensemble, and ``ols``, the
+paper's recipe refitted per fold (choice and intervals); the least-squares peers
+``peer-chinchilla-bowl`` and ``peer-quadratic`` (:mod:`.peers`: loss, divergence and a choice
+on the held-out grid); and every evaluable law of the paper's Table 1
+(:func:`bayes_steplaw.laws.evaluable_laws`: the choice).
 
 The Bayesian methods never recompile per fold: :func:`prepared_model` builds and compiles each
 model structure once per process on the whole sweep table (``weighted=True``) and every fold
@@ -53,16 +61,28 @@ import pandas as pd
 from .._validate import DEFAULT_TOL
 from ..bootstrap import COEFFICIENT_COLUMNS, BootstrapOLS
 from ..laws import PublishedLaw, evaluable_laws
-from .protocol import BOUNDS, FoldContext, Method, MethodPrediction
+from .protocol import BOUNDS, FoldContext, Method, MethodPrediction, RunForecast
 
-DEFAULT_INTERVAL_KIND = None
-"""``predict(kind=...)`` of the Bayesian methods' intervals and choices (see
-:meth:`bayes_steplaw.StepLawPosterior.predict`); ``None``: each posterior's
-``default_kind`` (``"sweep"`` for the optimum model, the best run a sweep finds; ``"centre"``
-for the landscape). Read when a fold is fitted."""
+DEFAULT_INTERVAL_KIND = "sweep"
+"""``predict(kind=...)`` of the ``optimum`` method's intervals and choice (see
+:meth:`bayes_steplaw.StepLawPosterior.predict`): ``"sweep"``, the best run a sweep finds,
+which is what the interval task scores (what ``bayes`` was before the loss model took the
+name); ``None``: the posterior's ``default_kind``. Read when a fold is fitted. The loss model's
+intervals are those of :data:`LOSS_INTERVAL_KIND`."""
 
-BUILTIN_METHODS = ("bayes", "landscape", "paper", "ols")
+LOSS_INTERVAL_KIND = "sweep"
+"""``predict(kind=...)`` of the ``bayes`` method's intervals: the best run a grid sweep of the
+held-out setting finds, which is what the interval task scores."""
+
+BUILTIN_METHODS = ("bayes", "optimum", "paper", "ols", "peer-chinchilla-bowl", "peer-quadratic")
 """Names of the built-in methods besides the published laws."""
+
+REMOVED = {
+    "landscape": "the landscape model was removed: 'bayes' is now the loss model (its "
+    "recommend, intervals, loss and plateau probabilities), 'optimum' the optimum model",
+    "bayes-loss": "the loss model is now 'bayes'",
+}
+"""Method names of earlier versions, and what took their place."""
 
 
 # --------------------------------------------------------------------------- compile once
@@ -125,57 +145,60 @@ def _fit_weighted(model, context: FoldContext):
 # --------------------------------------------------------------------------- Bayesian
 
 
+def _log_draws(post, settings: pd.DataFrame, kind: str, seed: int) -> np.ndarray:
+    """Draws (settings, samples, 2) of (ln lr, ln batch tokens) of ``predict(kind=kind)`` for
+    each held-out setting, as the group it is predicted as (NaN where a simulated sweep had
+    no run alive)."""
+    out = None
+    for group, idx in settings.groupby("group", sort=False).indices.items():
+        rows = settings.iloc[idx]
+        pred = post.predict(
+            rows["N"].to_numpy(float), rows["D"].to_numpy(float), group=str(group), kind=kind,
+            seed=seed, allow_unconverged=True,
+        )  # fmt: skip
+        d = pred.draws
+        with np.errstate(divide="ignore", invalid="ignore"):
+            block = np.stack([np.log(d["lr"].values), np.log(d["batch_tokens"].values)], axis=-1)
+        block = block.reshape(len(idx), -1, 2)
+        if out is None:
+            out = np.empty((len(settings), block.shape[1], 2))
+        out[idx] = block
+    return out if out is not None else np.empty((0, 1, 2))
+
+
 class StepLawPredictor:
-    """Predictions of a fitted Step-Law posterior: medians, intervals and draws of
+    """Predictions of a fitted Step-Law posterior (the optimum model): intervals and draws of
     ``predict(kind=interval_kind)``; the choice is the median of ``predict(kind=point_kind)``."""
 
     def __init__(self, post, *, interval_kind, point_kind, masses, seed: int, diag):
         self.post = post
         self.interval_kind = interval_kind or post.default_kind
-        self.point_kind = point_kind or post.default_kind
+        self.point_kind = point_kind or self.interval_kind
         self.masses = tuple(masses)
         self.seed = seed
         self.diagnostics = diag
 
-    def _predict(self, rows: pd.DataFrame, group: str, kind: str):
-        return self.post.predict(
-            rows["N"].to_numpy(float), rows["D"].to_numpy(float), group=group, kind=kind,
-            seed=self.seed, allow_unconverged=True,
-        )  # fmt: skip
-
-    def _choice(self, rows: pd.DataFrame, group: str, pred) -> tuple[np.ndarray, np.ndarray]:
-        if self.point_kind != self.interval_kind:
-            pred = self._predict(rows, group, self.point_kind)
-        med = pred.median()
-        return med["lr"].to_numpy(), med["batch_tokens"].to_numpy()
-
     def predict(self, settings: pd.DataFrame) -> MethodPrediction:
-        """Choice, intervals at every mass and (ln lr, ln batch) draws per held-out setting."""
-        n = len(settings)
-        lr, bs = np.empty(n), np.empty(n)
-        intervals = {m: {k: np.empty(n) for k in BOUNDS} for m in self.masses}
-        draws = None
-        for group, idx in settings.groupby("group", sort=False).indices.items():
-            rows = settings.iloc[idx]
-            pred = self._predict(rows, str(group), self.interval_kind)
-            lr[idx], bs[idx] = self._choice(rows, str(group), pred)
-            for m in self.masses:
-                iv = pred.interval(m, method="eti")
-                for k in BOUNDS:
-                    intervals[m][k][idx] = iv[k].to_numpy()
-            d = pred.draws
-            block = np.stack([np.log(d["lr"].values), np.log(d["batch_tokens"].values)], axis=-1)
-            if draws is None:
-                draws = np.empty((n, block.shape[1], 2))
-            draws[idx] = block
-        from ..bayes.law import describe_kind
+        """Choice, intervals (equal-tailed, from the draws) and (ln lr, ln batch) draws."""
+        from ..bayes.predictive import SHORT
 
-        note = f"equal-tailed intervals of {describe_kind(self.interval_kind)}"
-        return MethodPrediction(lr, bs, intervals, draws, note=note)
+        draws = _log_draws(self.post, settings, self.interval_kind, self.seed)
+        point = draws
+        if self.point_kind != self.interval_kind:
+            point = _log_draws(self.post, settings, self.point_kind, self.seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lr, bs = np.exp(np.nanmedian(point, axis=1)).T
+        note = (
+            f"equal-tailed intervals of predict(kind={self.interval_kind!r}): "
+            f"{SHORT.get(self.interval_kind, self.interval_kind)}; choice: the median of "
+            f"predict(kind={self.point_kind!r})"
+        )
+        return MethodPrediction(lr, bs, draws=draws, note=note)
 
 
-class BayesMethod:
-    """``bayes``: the optimum model's posterior median, refitted per fold (compiled once).
+class OptimumMethod:
+    """``optimum``: the optimum model's posterior median, refitted per fold (compiled once).
 
     Parameters
     ----------
@@ -184,8 +207,8 @@ class BayesMethod:
     interval_kind : str, optional
         ``predict(kind=...)`` of the intervals (default :data:`DEFAULT_INTERVAL_KIND`).
     point_kind : str, optional
-        ``predict(kind=...)`` whose median is the choice (default: the posterior's
-        ``default_kind``: the median best run of a sweep for the optimum model).
+        ``predict(kind=...)`` whose median is the choice (default: the intervals' kind: the
+        median best run of a sweep).
     name : str
         The method's name in the output.
     """
@@ -193,7 +216,7 @@ class BayesMethod:
     cost: ClassVar[int] = 2  # scheduling hint: long tasks are submitted first
     model_class: ClassVar[str] = "optimum"
 
-    def __init__(self, model=None, *, interval_kind=None, point_kind=None, name="bayes"):
+    def __init__(self, model=None, *, interval_kind=None, point_kind=None, name="optimum"):
         self.model = model
         self.interval_kind = interval_kind
         self.point_kind = point_kind
@@ -210,69 +233,135 @@ class BayesMethod:
 
         return model_class(self.model_class)(groups)
 
-    def _predictor(self, post, context, diag):
+    def fit(self, train: pd.DataFrame, context: FoldContext) -> StepLawPredictor:
+        """Sample the compiled model with the fold's held-out settings weighted 0."""
+        post, diag = _fit_weighted(self.make_model(context.groups), context)
         return StepLawPredictor(
             post, interval_kind=self.interval_kind or DEFAULT_INTERVAL_KIND,
             point_kind=self.point_kind, masses=context.masses, seed=context.seed, diag=diag,
         )  # fmt: skip
 
-    def fit(self, train: pd.DataFrame, context: FoldContext) -> StepLawPredictor:
-        """Sample the compiled model with the fold's held-out settings weighted 0."""
-        post, diag = _fit_weighted(self.make_model(context.groups), context)
-        return self._predictor(post, context, diag)
 
+class LossPredictor:
+    """Every task from one fitted loss posterior (:class:`~bayes_steplaw.bayes.loss.
+    LossPosterior`), each answer a reduction of its draws."""
 
-class LandscapePredictor(StepLawPredictor):
-    """The landscape posterior's ``recommend`` as the choice, its plateau probabilities."""
-
-    def _choice(self, rows, group, pred):
-        rec = self.post.recommend(
-            rows["N"].to_numpy(float), rows["D"].to_numpy(float), group=group, seed=self.seed,
-            allow_unconverged=True,
-        )  # fmt: skip
-        return np.atleast_1d(rec.lr).astype(float), np.atleast_1d(rec.batch_tokens).astype(float)
+    def __init__(self, post, context: FoldContext, diag: dict):
+        self.post = post
+        self.masses = tuple(context.masses)
+        self.seed = context.seed
+        self.tol = context.tol
+        self.diagnostics = diag
 
     def predict(self, settings: pd.DataFrame) -> MethodPrediction:
-        """As :class:`StepLawPredictor`, the choice being ``recommend``'s Bayes decision."""
-        out = super().predict(settings)
-        out.note += "; choice: recommend (least posterior expected relative loss)"
-        return out
+        """Intervals of ``predict(kind="sweep")`` (equal-tailed, from its draws) and the
+        draws for the log score; the choice given here (their median) is what ``choose``
+        replaces."""
+        draws = _log_draws(self.post, settings, LOSS_INTERVAL_KIND, self.seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lr, bs = np.exp(np.nanmedian(draws, axis=1)).T
+        note = (
+            f"equal-tailed intervals of predict(kind={LOSS_INTERVAL_KIND!r}): the best run a grid "
+            "sweep of a new setting finds; choice: recommend (the Bayes decision: least "
+            "posterior expected loss)"
+        )
+        return MethodPrediction(lr, bs, draws=draws, note=note)
+
+    def choose(self, settings: pd.DataFrame, grid: pd.DataFrame):
+        """``recommend``: the (lr, batch) of least posterior expected loss."""
+        lr, bs = np.full(len(settings), np.nan), np.full(len(settings), np.nan)
+        for group, idx in settings.groupby("group", sort=False).indices.items():
+            rows = settings.iloc[idx]
+            rec = self.post.recommend(
+                rows["N"].to_numpy(float), rows["D"].to_numpy(float), group=str(group),
+                tol=self.tol, seed=self.seed, allow_unconverged=True,
+            )  # fmt: skip
+            lr[idx] = np.atleast_1d(rec.lr).astype(float).ravel()
+            bs[idx] = np.atleast_1d(rec.batch_tokens).astype(float).ravel()
+        return lr, bs
+
+    def predict_runs(self, runs: pd.DataFrame) -> RunForecast:
+        """``predict_loss`` of every run (median, equal-tailed intervals, P(diverge)),
+        ``loss_log_density`` at the observed losses, the median of ``sweep_best`` over each
+        setting's runs, and the median of ``best_loss``."""
+        n = len(runs)
+        median, p_div, logdens = np.empty(n), np.empty(n), np.empty(n)
+        intervals = {m: (np.empty(n), np.empty(n)) for m in self.masses}
+        sweep_best, star = {}, {}
+        keys = ["group", "setting"]
+        for (group, setting), idx in runs.groupby(keys, sort=False).indices.items():
+            rows = runs.iloc[idx]
+            N, D = float(rows["N"].iloc[0]), float(rows["D"].iloc[0])
+            lr, bs = rows["lr"].to_numpy(float), rows["batch_tokens"].to_numpy(float)
+            kw = {"group": str(group), "seed": self.seed}
+            d = self.post.predict_loss(N, D, lr, bs, allow_unconverged=True, **kw).draws
+            loss = d["loss"].values.reshape(len(idx), -1)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                median[idx] = np.nanmedian(loss, axis=1)
+                for m in self.masses:
+                    lo, hi = np.nanquantile(loss, [(1 - m) / 2, (1 + m) / 2], axis=1)
+                    intervals[m][0][idx], intervals[m][1][idx] = lo, hi
+                p_div[idx] = d["p_diverge"].values.reshape(len(idx), -1).mean(axis=1)
+                logdens[idx] = self.post.loss_log_density(
+                    N, D, lr, bs, rows["loss"].to_numpy(float), **kw
+                )
+                sweep_best[str(setting)] = float(
+                    np.nanmedian(self.post.sweep_best(N, D, lr, bs, **kw))
+                )
+            best = self.post.best_loss(N, D, allow_unconverged=True, **kw).median()
+            star[str(setting)] = float(best["loss_star"])
+        return RunForecast(
+            median, intervals, logdens, p_div, sweep_best, star,
+            note="predict_loss (the loss a run reports, given that it does not diverge)",
+        )  # fmt: skip
 
     def plateau_probability(self, runs: pd.DataFrame, tol: float) -> dict[str, np.ndarray]:
-        """Predictive probabilities (run noise included) that each run is within ``tol`` of
-        L* (``p_plateau``) and of the best run of a sweep (``p_sweep``)."""
+        """Probabilities (run noise included) that each run is within ``tol`` of L*
+        (``p_plateau``, ``reference="optimum"``) and of the best run of a sweep (``p_sweep``,
+        ``reference="sweep"``)."""
         out = {"p_plateau": np.empty(len(runs)), "p_sweep": np.empty(len(runs))}
         for (group, _), idx in runs.groupby(["group", "setting"], sort=False).indices.items():
             rows = runs.iloc[idx]
             args = [rows[c].to_numpy(float) for c in ("N", "D", "lr", "batch_tokens")]
             kw = {"tol": tol, "group": str(group), "seed": self.seed, "allow_unconverged": True}
-            out["p_plateau"][idx] = self.post.plateau_probability(*args, predictive=True, **kw)
-            out["p_sweep"][idx] = self.post.plateau_probability(*args, reference="sweep", **kw)
+            for key, reference in (("p_plateau", "optimum"), ("p_sweep", "sweep")):
+                prob = self.post.plateau_probability(*args, reference=reference, **kw)
+                out[key][idx] = np.asarray(prob, dtype=float).ravel()
         return out
 
 
-class LandscapeMethod(BayesMethod):
-    """``landscape``: the landscape model's ``recommend``, refitted per fold (compiled once);
-    its plateau probabilities feed the reliability tables, its full-data fit the L* yardstick."""
+class BayesMethod(OptimumMethod):
+    """``bayes``: the loss model, refitted per fold (compiled once); every task (module
+    docstring); its full-data fit is the L* yardstick of the plateau event relative to L*.
+
+    Parameters
+    ----------
+    model : LossModel, optional
+        The model (default ``LossModel(groups)`` with the evaluation's groups).
+    name : str
+        The method's name in the output.
+    """
 
     cost: ClassVar[int] = 3
-    model_class: ClassVar[str] = "landscape"
+    model_class: ClassVar[str] = "loss"
     plateau: ClassVar[bool] = True
 
-    def __init__(self, model=None, *, interval_kind=None, point_kind=None, name="landscape"):
-        super().__init__(model, interval_kind=interval_kind, point_kind=point_kind, name=name)
+    def __init__(self, model=None, *, name="bayes"):
+        super().__init__(model, name=name)
 
-    def _predictor(self, post, context, diag):
-        return LandscapePredictor(
-            post, interval_kind=self.interval_kind or DEFAULT_INTERVAL_KIND,
-            point_kind=self.point_kind, masses=context.masses, seed=context.seed, diag=diag,
-        )  # fmt: skip
+    def fit(self, train: pd.DataFrame, context: FoldContext) -> LossPredictor:
+        """Sample the compiled model with the fold's held-out settings weighted 0."""
+        post, diag = _fit_weighted(self.make_model(context.groups), context)
+        return LossPredictor(post, context, diag)
 
     def yardstick(self, context: FoldContext) -> pd.Series:
-        """Each setting's L* (posterior median bowl bottom) from a fit on every setting.
+        """Each setting's L* (the posterior median of ``loss_star``) from a fit on every
+        setting (``context.train`` holds them all).
 
         In sample by construction: it is the reference of the event "within tol of L*", not
-        a prediction, and is used for nothing else.
+        a prediction, and is used for nothing else. It costs one more fit of the compiled model.
         """
         post, _ = _fit_weighted(self.make_model(context.groups), context)
         star = np.median(post.flat("loss_star"), axis=0)
@@ -428,18 +517,19 @@ def method_names() -> list[str]:
 
 def get_method(name: str) -> Method:
     """A built-in method by name (:func:`method_names`)."""
+    from .peers import peer_method
+
     laws = evaluable_laws()
-    makers = {
-        "bayes": BayesMethod,
-        "landscape": LandscapeMethod,
-        "paper": PaperMethod,
-        "ols": OLSMethod,
-    }
+    makers = {"bayes": BayesMethod, "optimum": OptimumMethod, "paper": PaperMethod,
+              "ols": OLSMethod}  # fmt: skip
     if name in makers:
         return makers[name]()
+    if name.startswith("peer-") and name in BUILTIN_METHODS:
+        return peer_method(name)
     if name in laws:
         return LawMethod(laws[name])
-    raise ValueError(f"unknown method {name!r}; the built-in methods are {method_names()}")
+    hint = f" ({REMOVED[name]})" if name in REMOVED else ""
+    raise ValueError(f"unknown method {name!r}{hint}; the built-in methods are {method_names()}")
 
 
 def resolve_methods(methods: Any = None) -> list[Method]:
@@ -470,3 +560,42 @@ def resolve_methods(methods: Any = None) -> list[Method]:
     if not out:
         raise ValueError("no method to evaluate")
     return out
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def gallery_tables(
+    post, sweeps: pd.DataFrame, settings: list[str], curve_setting: str, seed: int = 0,
+    prob: float = 0.9,
+) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """The data of the loss gallery figure, from a loss posterior that did not see ``settings``.
+
+    Returns ``runs`` (every run of ``settings`` with its observed loss and the predictive
+    median, ``prob`` interval and P(diverge)) and ``curves`` (loss against lr on a fine grid
+    at four batch sizes of ``curve_setting``, with the same columns).
+    """
+    from ..bayes.design import DEFAULT_GROUPS
+    from .peers import with_groups
+
+    groups = post.metadata.get("groups", DEFAULT_GROUPS)
+    table = with_groups(sweeps, groups, post.metadata["diverged_ratio"])
+    parts = []
+    for setting in settings:
+        runs = table[table["setting"] == setting].reset_index(drop=True)
+        group = str(runs["group"].iloc[0])
+        frame = post.predict_loss(
+            runs["N"].to_numpy(float), runs["D"].to_numpy(float), runs["lr"].to_numpy(float),
+            runs["batch_tokens"].to_numpy(float), group=group, seed=seed, allow_unconverged=True,
+        ).to_dataframe(prob)  # fmt: skip
+        keep = ["setting", "family", "batch_sequences", "loss", "diverged"]
+        parts.append(pd.concat([runs[keep], frame], axis=1))
+    runs = pd.concat(parts, ignore_index=True)
+    one = table[table["setting"] == curve_setting]
+    lr = np.exp(np.linspace(np.log(one["lr"].min()), np.log(one["lr"].max()), 60))
+    batches = np.array([64, 256, 1024, 2048]) * float(one["seq_len"].iloc[0])
+    curves = post.predict_loss(
+        float(one["N"].iloc[0]), float(one["D"].iloc[0]), lr[None, :], batches[:, None],
+        group=str(one["group"].iloc[0]), seed=seed, allow_unconverged=True,
+    ).to_dataframe(prob)  # fmt: skip
+    return runs, curves.assign(setting=curve_setting)

@@ -11,6 +11,9 @@ Per held-out setting (its runs, and a method's prediction for it):
   draws in two dimensions a KDE's bandwidth dominates its tails, where held-out best runs
   often fall, and the fit is exactly reproducible.
 
+Per held-out setting, over its runs (the loss task): :func:`r_squared` and :func:`rmse` of a
+predicted loss against the observed one.
+
 Across settings: :func:`paired_bootstrap` (a difference of two methods on the same settings,
 with a bootstrap-over-settings interval), :func:`reliability_table` and :func:`brier_score`
 (predicted probabilities of a binary event against what happened).
@@ -101,7 +104,9 @@ def normal_log_score(draws: np.ndarray, point: np.ndarray) -> np.ndarray:
     -------
     ndarray, shape (settings,)
         ``log N(point; mean, cov)`` with the draws' mean and covariance (``ddof=1``), in nats;
-        NaN where the covariance is singular (draws that do not vary) or a value is not finite.
+        NaN where the covariance is singular (draws that do not vary) or the point is not
+        finite. Draws that are not finite (a simulated sweep whose every run diverged) are
+        left out of their setting's fit.
     """
     draws = np.asarray(draws, dtype=float)
     point = np.asarray(point, dtype=float)
@@ -110,6 +115,14 @@ def normal_log_score(draws: np.ndarray, point: np.ndarray) -> np.ndarray:
             f"draws must be (settings, samples, k) and point (settings, k); got {draws.shape} "
             f"and {point.shape}"
         )
+    finite = np.isfinite(draws).all(axis=2)
+    if not finite.all():  # per setting, on its finite draws
+        out = np.full(draws.shape[0], np.nan)
+        for i in range(draws.shape[0]):
+            kept = draws[i][finite[i]]
+            if len(kept):
+                out[i] = normal_log_score(kept[None], point[i : i + 1])[0]
+        return out
     n, s, k = draws.shape
     if s < k + 1:
         return np.full(n, np.nan)
@@ -125,6 +138,21 @@ def normal_log_score(draws: np.ndarray, point: np.ndarray) -> np.ndarray:
         maha = np.einsum("ni,ni->n", diff, sol)
         out[ok] = -0.5 * (k * np.log(2 * np.pi) + logdet[ok] + maha)
     return out
+
+
+def r_squared(observed: np.ndarray, predicted: np.ndarray) -> float:
+    """``1 − Σ(y − ŷ)² / Σ(y − ȳ)²``; NaN for fewer than two values or values that do not vary."""
+    y, yhat = np.asarray(observed, dtype=float), np.asarray(predicted, dtype=float)
+    spread = float(((y - y.mean()) ** 2).sum()) if y.size else 0.0
+    if y.size < 2 or spread <= 0:
+        return float("nan")
+    return float(1.0 - ((y - yhat) ** 2).sum() / spread)
+
+
+def rmse(observed: np.ndarray, predicted: np.ndarray) -> float:
+    """Root mean squared difference (NaN for no values)."""
+    y, yhat = np.asarray(observed, dtype=float), np.asarray(predicted, dtype=float)
+    return float(np.sqrt(np.mean((y - yhat) ** 2))) if y.size else float("nan")
 
 
 def brier_score(prob: np.ndarray, hit: np.ndarray) -> float:

@@ -1,17 +1,21 @@
-"""The result of a held-out evaluation: the tidy table and its summary tables.
+"""The result of a held-out evaluation: the tidy tables and their summaries.
 
-:class:`Evaluation` holds one row per (split, fold, method, setting) and, for methods that
-give plateau probabilities, one row per held-out run. Each summary is a method returning a
-DataFrame; :meth:`Evaluation.summary_tables` collects them, :meth:`Evaluation.to_markdown`
-and :meth:`Evaluation.report` render them, and :meth:`Evaluation.to_records` stores them as
-JSON-ready records (the ``evaluation`` field of a posterior's metadata, which model cards
-render).
+:class:`Evaluation` holds one row per (split, fold, method, setting), with the columns of every
+task evaluated, and one row per held-out run for the methods that forecast runs or give plateau
+probabilities. Each summary is a method returning a DataFrame; :meth:`Evaluation.summary_tables`
+collects them, :meth:`Evaluation.to_markdown` and :meth:`Evaluation.report` render them, and
+:meth:`Evaluation.to_records` stores them as JSON-ready records (the ``evaluation`` field of a
+posterior's metadata, which model cards render). Every difference between two methods goes
+through one function, :meth:`Evaluation.paired_differences`, whatever the metric
+(:data:`PAIRED_METRICS`).
 """
 
 from __future__ import annotations
 
 import math
+import re
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +24,11 @@ import pandas as pd
 from .._format import markdown_table
 from ..laws import LAWS
 from .metrics import DEFAULT_BOOT, brier_score, mass_label, paired_bootstrap, reliability_table
+from .scoring import KEY_COLUMNS
 
 BASELINE = "bayes"
-"""The method the paired differences are taken against: the package's default choice."""
+"""The method the paired differences are taken against: the package's default (the loss
+model)."""
 
 EVENTS = {
     "best": (
@@ -34,7 +40,7 @@ EVENTS = {
     "star": (
         "hit_star",
         "p_plateau",
-        "within tol of L*, the setting's bowl bottom from a full-data landscape fit (in "
+        "within tol of L*, the setting's best loss from a full-data fit of the loss model (in "
         "sample; a yardstick only), against plateau_probability(reference='optimum')",
     ),
     "best_by_optimum": (
@@ -47,33 +53,112 @@ EVENTS = {
 """Event name -> (outcome column, probability column, description)."""
 
 
+@dataclass(frozen=True)
+class Metric:
+    """A per-setting score that two methods can be compared on.
+
+    ``column`` is read from the table, made ``abs`` (an error whose sign does not matter) or
+    ``|value − nominal|`` (a coverage, whose distance from its nominal mass matters) by
+    ``transform``, and multiplied by ``scale``; ``better`` says which direction wins.
+    """
+
+    column: str
+    better: str = "lower"
+    scale: float = 1.0
+    unit: str = ""
+    transform: str | None = None
+    nominal: float | None = None
+
+    def values(self, table: pd.DataFrame) -> pd.Series:
+        """The metric of each row (NaN where the method did not score it)."""
+        x = pd.to_numeric(table[self.column], errors="coerce").astype(float)
+        if self.transform == "abs":
+            x = x.abs()
+        elif self.transform == "coverage":
+            x = (x - self.nominal).abs()
+        return x * self.scale
+
+
+PAIRED_METRICS = {
+    "rel_loss": Metric("rel_loss", "lower", 1000.0, "‰"),
+    "log_score": Metric("log_score", "higher", 1.0, "nats"),
+    "loss_r2": Metric("loss_r2", "higher"),
+    "loss_rmse": Metric("loss_rmse", "lower"),
+    "loss_logscore": Metric("loss_logscore", "higher", 1.0, "nats"),
+    "abs_best_loss_err": Metric("best_loss_err", "lower", transform="abs"),
+    "abs_best_star_err": Metric("best_star_err", "lower", transform="abs"),
+    "brier_diverge": Metric("brier_diverge", "lower"),
+    "brier_best": Metric("brier_best", "lower"),
+    "brier_star": Metric("brier_star", "lower"),
+}
+"""The metrics :meth:`Evaluation.paired_differences` knows by name; besides these, the
+coverage of an interval, ``loss_in_<mass>`` (``lr_in_<mass>``, ``batch_in_<mass>``), is compared
+by its distance from the nominal mass."""
+
+LOSS_PAIRED = ("loss_r2", "loss_rmse", "loss_in_90", "loss_logscore", "abs_best_loss_err",
+               "brier_diverge")  # fmt: skip
+"""The loss and divergence scores compared in the report."""
+
+_COVERAGE = re.compile(r"(loss|lr|batch)_in_(\d+(?:\.\d+)?)")
+
+
+def paired_metric(name: str) -> Metric:
+    """The :class:`Metric` of a name (:data:`PAIRED_METRICS`, or a coverage column)."""
+    if name in PAIRED_METRICS:
+        return PAIRED_METRICS[name]
+    hit = _COVERAGE.fullmatch(name)
+    if hit:
+        nominal = float(hit.group(2)) / 100
+        return Metric(name, "lower", unit=f"|coverage − {nominal:g}|", transform="coverage",
+                      nominal=nominal)  # fmt: skip
+    known = [*PAIRED_METRICS, "loss_in_90", "lr_in_90", "batch_in_90"]
+    raise ValueError(f"unknown metric {name!r}; paired differences know {known}")
+
+
 class Evaluation:
     """Held-out scores of several methods on the same folds (from :func:`evaluate`).
 
     Attributes
     ----------
     table : DataFrame
-        One row per (split, fold, method, setting). Columns: ``split, fold, method,
-        setting, family, group`` (the group the setting was predicted as), ``N, D,
-        compute, n_runs``, the setting's best run ``best_lr, best_batch_tokens,
-        best_loss``; the method's choice ``lr, batch_tokens`` and its ratios to the best
-        run's ``lr_ratio, batch_ratio``; ``rel_loss`` (the paper's metric, a fraction) with
-        the run it scored ``nearest_lr, nearest_batch_tokens``; per interval mass (``_50``,
-        ``_80``, ``_90``): ``lr_lower_90, lr_upper_90, batch_lower_90, batch_upper_90``, whether
-        the best run lies inside ``lr_in_90, batch_in_90`` and the widths ``lr_width_90,
-        batch_width_90`` (upper / lower); ``log_score`` (and per coordinate ``lr_log_score``,
-        ``batch_log_score``): the log density of the best run's (ln lr, ln batch) under a
-        normal fitted to the method's draws; ``brier_best, brier_star`` (methods with
-        plateau probabilities); ``uses_loss`` (given the setting's best observed loss);
-        the fit's ``converged, divergences, max_r_hat, fit_seconds``; with a truth,
-        ``lr_opt_in_90, batch_opt_in_90``, ....
+        One row per (split, fold, method, setting): ``split, fold, method, setting`` (and
+        ``k`` under ``transfer``), ``family, group`` (the group the setting was predicted as),
+        ``N, D, compute, n_runs``, the setting's best run ``best_lr, best_batch_tokens,
+        best_loss``, then the columns of each task evaluated:
+
+        * choice: the method's choice ``lr, batch_tokens``, its ratios to the best run's
+          ``lr_ratio, batch_ratio``, ``rel_loss`` (the paper's metric, a fraction) and the run
+          it scored ``nearest_lr, nearest_batch_tokens``;
+        * interval: the median of the distribution the intervals describe ``lr_median,
+          batch_median``; per interval mass (``_50``, ``_80``, ``_90``) the bounds
+          ``lr_lower_90, lr_upper_90, batch_lower_90, batch_upper_90``, whether the best run
+          lies inside ``lr_in_90, batch_in_90`` and the widths ``lr_width_90,
+          batch_width_90`` (upper / lower); ``log_score`` (and per coordinate
+          ``lr_log_score``, ``batch_log_score``): the log density of the best run's
+          (ln lr, ln batch) under a normal fitted to the method's draws; with a truth,
+          ``lr_opt_in_90, batch_opt_in_90``, ...;
+        * loss (over the setting's runs that did not diverge): ``loss_r2``, ``loss_rmse`` of
+          the predictive median, ``loss_in_90`` (each mass) the share inside the predictive
+          interval, ``loss_logscore`` their mean log predictive density, ``best_loss_err``
+          (predicted minus observed lowest loss of the sweep) and ``best_star_err`` (the
+          method's L* minus the same); ``n_diverged``;
+        * divergence: ``brier_diverge`` over all the setting's runs;
+        * plateau: ``brier_best, brier_star`` (from :attr:`runs`);
+
+        and ``uses_loss`` (given the setting's best observed loss), the fit's ``converged,
+        divergences, max_r_hat, fit_seconds``, and ``error``.
     runs : DataFrame or None
-        One row per held-out run of the methods with plateau probabilities: ``p_plateau``
-        and both events ``hit_best``, ``hit_star``.
+        One row per held-out run of the methods that forecast runs or give plateau
+        probabilities (:func:`~.scoring.score_runs`).
     fits : DataFrame
         One row per (fold, method): timings and sampler diagnostics.
     meta : dict
-        JSON-ready description of the evaluation (split, methods, notes, sampler, seed).
+        JSON-ready description of the evaluation (split, methods, tasks, notes, sampler, seed).
+    baseline : str
+        The method paired differences are taken against (default :data:`BASELINE`).
+
+    A row repeated (the same split, fold, method and setting) counts once, as does a run row
+    repeated.
     """
 
     def __init__(
@@ -82,22 +167,34 @@ class Evaluation:
         runs: pd.DataFrame | None = None,
         fits: pd.DataFrame | None = None,
         meta: dict | None = None,
+        *,
+        baseline: str = BASELINE,
     ):
-        self.table = table
+        keys = [c for c in KEY_COLUMNS if c in table]
+        self.table = table.drop_duplicates(keys).reset_index(drop=True) if keys else table
+        if runs is not None:
+            runs = runs.drop_duplicates().reset_index(drop=True)
         self.runs = runs
         self.fits = fits if fits is not None else pd.DataFrame()
         self.meta = dict(meta or {})
-        self.meta.setdefault("methods", list(dict.fromkeys(table["method"])))
-        self.meta.setdefault("split", ", ".join(dict.fromkeys(table["split"])))
-        if runs is not None and len(runs) and "brier_best" not in table:
-            keys = ["split", "fold", "method", "setting"]
+        self.baseline = baseline
+        self.meta.setdefault("methods", list(dict.fromkeys(self.table["method"])))
+        self.meta.setdefault("split", ", ".join(map(str, dict.fromkeys(self.table["split"]))))
+        if (
+            runs is not None
+            and len(runs)
+            and "hit_best" in runs
+            and "brier_best" not in self.table
+            and len(keys) == len(KEY_COLUMNS)
+        ):
             p_best = runs["p_sweep"] if "p_sweep" in runs else runs["p_plateau"]
-            sq = runs[keys].assign(
+            p_star = runs["p_plateau"] if "p_plateau" in runs else np.nan
+            sq = runs[list(KEY_COLUMNS)].assign(
                 brier_best=(p_best - runs["hit_best"]) ** 2,
-                brier_star=(runs["p_plateau"] - runs["hit_star"]) ** 2,
+                brier_star=(p_star - runs["hit_star"]) ** 2 if "hit_star" in runs else np.nan,
             )
-            per = sq.groupby(keys, sort=False)[["brier_best", "brier_star"]].mean()
-            self.table = table.merge(per.reset_index(), on=keys, how="left")
+            per = sq.groupby(list(KEY_COLUMNS), sort=False)[["brier_best", "brier_star"]].mean()
+            self.table = self.table.merge(per.reset_index(), on=list(KEY_COLUMNS), how="left")
 
     def __repr__(self) -> str:
         return (
@@ -106,16 +203,20 @@ class Evaluation:
         )
 
     @classmethod
-    def from_csv(cls, path: str | Path, runs: str | Path | None = None) -> Evaluation:
-        """An evaluation re-read from the CSV that :meth:`to_csv` (or the CLI) wrote."""
-        table = pd.read_csv(path)
-        for col in table.columns:
-            if col.startswith(("lr_in_", "batch_in_", "lr_opt_in_", "batch_opt_in_")) or col in (
-                "uses_loss",
-                "converged",
-            ):
-                table[col] = table[col].astype("boolean")
-        return cls(table, pd.read_csv(runs) if runs is not None else None)
+    def from_csv(
+        cls, path: str | Path, runs: str | Path | None = None, *, baseline: str | None = None
+    ) -> Evaluation:
+        """An evaluation re-read from the CSV that :meth:`to_csv` (or the CLI's ``--out``)
+        wrote, and optionally its per-run rows (``--runs-out``), checked as
+        :func:`~.rows.read_rows` says: a file above its size bound, a cell that is not a
+        number in a metric column, a header without rows or naming a column twice are
+        refused with the line and column. With ``baseline``, the rows must hold that method
+        and another one (what the paired differences compare)."""
+        from .rows import read_rows
+
+        table = read_rows(path, kind="settings", baseline=baseline)
+        per_run = read_rows(runs, kind="runs") if runs is not None else None
+        return cls(table, per_run, baseline=baseline or BASELINE)
 
     def to_csv(self, path: str | Path) -> Path:
         """Write :attr:`table` (one row per (split, fold, method, setting))."""
@@ -135,9 +236,8 @@ class Evaluation:
     @property
     def masses(self) -> list[float]:
         """Interval masses scored."""
-        found = sorted(
-            {float(c.rsplit("_", 1)[1]) / 100 for c in self.table if c.startswith("lr_in_")}
-        )
+        found = {float(c.rsplit("_", 1)[1]) / 100 for c in self.table if _COVERAGE.fullmatch(c)}
+        found = sorted(found)
         return self.meta.get("masses", found)
 
     def _families(self) -> list[str]:
@@ -158,20 +258,38 @@ class Evaluation:
             return pd.DataFrame()
         return pd.DataFrame(out).set_index(["method", "family"])
 
-    # ------------------------------------------------------------------ summaries
+    @staticmethod
+    def _mean(sub: pd.DataFrame, column: str, how: str = "mean") -> float:
+        """``how`` of a column of ``sub`` (NaN when the column is absent)."""
+        if column not in sub:
+            return float("nan")
+        return float(getattr(pd.to_numeric(sub[column], errors="coerce"), how)())
+
+    def _scored(self, column: str) -> pd.DataFrame:
+        """Rows with a value in ``column`` (none when the column is absent)."""
+        if column not in self.table:
+            return self.table.iloc[:0]
+        return self.table[pd.to_numeric(self.table[column], errors="coerce").notna()]
+
+    # ------------------------------------------------------------------ the choice
 
     def mean_relative_loss(self, per_mille: bool = True) -> pd.DataFrame:
         """Mean of the paper's metric per method (rows) and family (columns, plus ``all``);
         in per mille by default. NaN for a method without a learning rate or batch."""
+        if "rel_loss" not in self.table:
+            return pd.DataFrame()
         scale = 1000.0 if per_mille else 1.0
         t = self.table
-        piv = t.pivot_table(index="method", columns="family", values="rel_loss", aggfunc="mean")
+        piv = t.pivot_table(index="method", columns="family", values="rel_loss", aggfunc="mean",
+                            dropna=False)  # fmt: skip
         if len(self._families()) > 1:
             piv["all"] = t.groupby("method")["rel_loss"].mean()
         piv = piv.reindex([m for m in self.methods if m in set(t["method"])]) * scale
         piv.columns.name = None
         piv.index.name = "method (‰)" if per_mille else "method"
         return piv
+
+    # ------------------------------------------------------------------ the intervals
 
     def coverage(self, target: str = "best") -> pd.DataFrame:
         """Fraction of held-out settings whose best run's lr / batch lies inside each
@@ -206,18 +324,113 @@ class Evaluation:
         cols = [(a, b) for a, b in cols if b in self.table]
         if not cols:
             return pd.DataFrame()
-        have = self.table[self.table[cols[0][1]].notna()]
+        have = self._scored(cols[0][1])
         return self._by_family(have, lambda s, *_: {a: float(s[b].median()) for a, b in cols})
 
     def log_scores(self) -> pd.DataFrame:
         """Mean log score (nats; higher is better) per method and family, methods with draws."""
-        have = self.table[self.table["log_score"].notna()]
+        have = self._scored("log_score")
         cols = ("log_score", "lr_log_score", "batch_log_score")
-        return self._by_family(have, lambda s, *_: {c: float(s[c].mean()) for c in cols})
+        return self._by_family(have, lambda s, *_: {c: self._mean(s, c) for c in cols})
+
+    def transfer_summary(self) -> pd.DataFrame:
+        """Few-shot transfer (``split="transfer"``): per method and ``k``, the coverage of the
+        best run at each mass, the median interval widths at the largest mass, the bias
+        (geometric mean of observed best / predicted median, lr and batch: 1 is unbiased)
+        and the mean relative loss of the choice (‰)."""
+        t = self.table
+        if "k" not in t or not len(t):
+            return pd.DataFrame()
+        top = mass_label(max(self.masses)) if self.masses else None
+        rows = []
+        for method in [m for m in self.methods if m in set(t["method"])]:
+            for k, sub in t[t["method"] == method].groupby("k", sort=True):
+                row = {"method": method, "k": int(k), "settings": len(sub)}
+                if "rel_loss" in sub:
+                    row["rel_loss ‰"] = float(sub["rel_loss"].mean() * 1000)
+                for q, best, med in (("lr", "best_lr", "lr_median"),
+                                     ("batch", "best_batch_tokens", "batch_median")):  # fmt: skip
+                    for m in self.masses:
+                        c = f"{q}_in_{mass_label(m)}"
+                        if c in sub:
+                            row[f"{q} {mass_label(m)}%"] = float(sub[c].astype(float).mean())
+                    if top is not None and f"{q}_width_{top}" in sub:
+                        row[f"{q} width {top}%"] = float(sub[f"{q}_width_{top}"].median())
+                    if med in sub:
+                        with np.errstate(divide="ignore", invalid="ignore"):
+                            ratio = np.log(sub[best].to_numpy(float) / sub[med].to_numpy(float))
+                        ratio = ratio[np.isfinite(ratio)]
+                        row[f"{q} bias"] = float(np.exp(ratio.mean())) if ratio.size else np.nan
+                rows.append(row)
+        if not rows:
+            return pd.DataFrame()
+        return pd.DataFrame(rows).set_index(["method", "k"])
+
+    # ------------------------------------------------------------------ the loss
+
+    def loss_scores(self) -> pd.DataFrame:
+        """The loss of every held-out run, per method and family: median and least R² over
+        settings, mean RMSE, share of runs inside each predictive interval, mean log score,
+        mean |error| and mean error of the predicted best loss of the sweep, mean |error| of
+        L*; methods that forecast runs."""
+        cover = [c for c in self.table if c.startswith("loss_in_")]
+        scored = [c for c in ("loss_r2", "loss_rmse", *cover) if c in self.table]
+        if not scored:
+            return pd.DataFrame()
+        have = self.table[self.table[scored].notna().any(axis=1)]
+
+        def scores(sub, *_):
+            out = {
+                "settings": len(sub),
+                "loss_r2_median": self._mean(sub, "loss_r2", "median"),
+                "loss_r2_min": self._mean(sub, "loss_r2", "min"),
+                "loss_rmse": self._mean(sub, "loss_rmse"),
+            }
+            out |= {c: self._mean(sub, c) for c in cover}
+            out["loss_logscore"] = self._mean(sub, "loss_logscore")
+            for c in ("best_loss_err", "best_star_err"):
+                if c in sub:
+                    out[f"abs_{c}"] = float(sub[c].abs().mean())
+            out["best_loss_err"] = self._mean(sub, "best_loss_err")
+            return out
+
+        return self._by_family(have, scores).dropna(axis=1, how="all")
+
+    def divergence(self) -> pd.DataFrame:
+        """Brier score of P(diverge) per method and family: the mean over settings of the
+        per-setting score, and, with the per-run rows, over runs beside the score of always
+        predicting the observed frequency (climatology)."""
+        have = self._scored("brier_diverge")
+        if not len(have):
+            return pd.DataFrame()
+        runs = self.runs
+        per_run = runs is not None and {"p_diverge", "diverged", "method", "setting"} <= set(runs)
+
+        def scores(sub, method, family):
+            out = {
+                "settings": len(sub),
+                "runs": self._mean(sub, "n_runs", "sum"),
+                "diverged": self._mean(sub, "n_diverged", "sum"),
+                "brier (mean over settings)": self._mean(sub, "brier_diverge"),
+            }
+            if per_run:
+                r = runs[(runs["method"] == method) & runs["p_diverge"].notna()]
+                r = r[r["setting"].isin(set(sub["setting"]))]
+                if family != "all" and "family" in r:
+                    r = r[r["family"].astype(str) == family]
+                hit = r["diverged"].astype(float).to_numpy()
+                if hit.size:
+                    out["brier (runs)"] = brier_score(r["p_diverge"].to_numpy(float), hit)
+                    out["climatology"] = brier_score(np.full(hit.size, hit.mean()), hit)
+            return out
+
+        return self._by_family(have, scores)
+
+    # ------------------------------------------------------------------ paired differences
 
     def paired_differences(
         self,
-        baseline: str = BASELINE,
+        baseline: str | None = None,
         *,
         metric: str = "rel_loss",
         prob: float = 0.9,
@@ -226,27 +439,30 @@ class Evaluation:
     ) -> pd.DataFrame:
         """Each method minus ``baseline`` on the same settings, with a bootstrap interval.
 
-        For every setting both methods scored, the difference of ``metric`` (``rel_loss`` in
-        per mille, or ``log_score`` in nats); its mean per family and over all settings, with
-        the ``prob`` percentile interval of ``n_boot`` bootstrap resamples of the settings
-        (seeded by ``seed``, default the evaluation's), and how many settings the method did
-        better on (``better``: lower relative loss, higher log score) and worse.
+        One function for every metric (:data:`PAIRED_METRICS`, or a coverage column
+        ``loss_in_90`` compared by its distance from the nominal mass): for every (split, fold,
+        setting) both methods scored, the difference of ``metric`` (``rel_loss`` in per mille,
+        log scores in nats, ...); its mean per family and over all settings, with the ``prob``
+        percentile interval of ``n_boot`` bootstrap resamples of the settings (seeded by
+        ``seed``, default the evaluation's), and on how many settings the method did better
+        (``better``: lower for a loss, an error, a Brier score; higher for R² and log scores)
+        and worse.
         """
-        if metric not in ("rel_loss", "log_score"):
-            raise ValueError(f"metric must be 'rel_loss' or 'log_score'; got {metric!r}")
+        spec = paired_metric(metric)
+        baseline = self.baseline if baseline is None else baseline
         t = self.table
-        if baseline not in set(t["method"]):
+        if spec.column not in t or baseline not in set(t["method"]):
             return pd.DataFrame()
         seed = self.meta.get("seed", 0) if seed is None else seed
-        scale = 1000.0 if metric == "rel_loss" else 1.0
-        keys = ["split", "setting"]
-        base = t[t["method"] == baseline].set_index(keys)[metric]
-        others = t[t["method"] != baseline]
+        keys = [c for c in ("split", "fold", "setting") if c in t]
+        values = t.assign(_value=spec.values(t))
+        base = values[values["method"] == baseline].set_index(keys)["_value"]
+        others = values[values["method"] != baseline]
         if others.empty:
             return pd.DataFrame()
-        merged = others.join(base.rename("base"), on=keys)
-        merged["diff"] = (merged[metric] - merged["base"]) * scale
-        sign = 1.0 if metric == "rel_loss" else -1.0
+        merged = others.join(base.rename("_base"), on=keys)
+        merged["diff"] = merged["_value"] - merged["_base"]
+        sign = 1.0 if spec.better == "lower" else -1.0
         merged = merged[np.isfinite(merged["diff"])]
 
         def paired(sub, method, family):
@@ -267,20 +483,44 @@ class Evaluation:
 
         out = self._by_family(merged, paired)
         if len(out):
-            unit = "‰" if metric == "rel_loss" else "nats"
-            out.index.names = [f"method − {baseline} ({metric}, {unit})", "family"]
+            unit = f", {spec.unit}" if spec.unit else ""
+            out.index.names = [f"method − {baseline} ({metric}{unit})", "family"]
         return out
+
+    def paired_summary(
+        self, metrics=LOSS_PAIRED, baseline: str | None = None, *, prob: float = 0.9
+    ) -> pd.DataFrame:
+        """:meth:`paired_differences` of several metrics over all settings (every family),
+        one row per (metric, method)."""
+        parts = []
+        for metric in metrics:
+            try:
+                diff = self.paired_differences(baseline, metric=metric, prob=prob)
+            except ValueError:
+                continue
+            if not len(diff):
+                continue
+            families = diff.index.get_level_values(1)
+            pick = "all" if "all" in set(families) else families[0]
+            rows = diff.xs(pick, level=1)
+            rows.index = pd.MultiIndex.from_product([[metric], rows.index],
+                                                    names=["metric", "method"])  # fmt: skip
+            parts.append(rows)
+        return pd.concat(parts) if parts else pd.DataFrame()
+
+    # ------------------------------------------------------------------ the plateau
 
     def reliability(self, event: str = "best") -> pd.DataFrame:
         """Reliability table of the plateau probabilities against ``event`` (``"best"``:
         within tol of the sweep's best run; ``"star"``: within tol of L*;
         ``"best_by_optimum"``: the first event against the second's probability), per method."""
         column, prob = EVENTS[event][:2]
-        if self.runs is None or self.runs.empty or prob not in self.runs:
+        runs = self.runs
+        if runs is None or runs.empty or prob not in runs or column not in runs:
             return pd.DataFrame()
         parts = []
-        for method in [m for m in self.methods if m in set(self.runs["method"])]:
-            r = self.runs[(self.runs["method"] == method) & self.runs[column].notna()]
+        for method in [m for m in self.methods if m in set(runs["method"])]:
+            r = runs[(runs["method"] == method) & runs[column].notna() & runs[prob].notna()]
             if r.empty:
                 continue
             rel = reliability_table(r[prob].to_numpy(), r[column].to_numpy())
@@ -292,27 +532,32 @@ class Evaluation:
     def brier(self) -> pd.DataFrame:
         """Brier score of the plateau probabilities against both events, beside the score of
         always predicting the observed frequency (climatology)."""
-        if self.runs is None or self.runs.empty:
+        runs = self.runs
+        if runs is None or runs.empty:
             return pd.DataFrame()
         rows = []
-        for method in [m for m in self.methods if m in set(self.runs["method"])]:
-            r = self.runs[self.runs["method"] == method]
+        for method in [m for m in self.methods if m in set(runs["method"])]:
+            r = runs[runs["method"] == method]
             for event, (column, prob, _) in EVENTS.items():
-                ok = r[column].notna()
-                hit = r.loc[ok, column].to_numpy()
-                if not hit.size or prob not in r:
+                if column not in r or prob not in r:
+                    continue
+                ok = r[column].notna() & r[prob].notna()
+                hit = r.loc[ok, column].to_numpy(float)
+                if not hit.size:
                     continue
                 rows.append(
                     {
                         "method": method,
                         "event": event,
-                        "brier": brier_score(r.loc[ok, prob].to_numpy(), hit),
+                        "brier": brier_score(r.loc[ok, prob].to_numpy(float), hit),
                         "climatology": brier_score(np.full(hit.size, hit.mean()), hit),
                         "event_rate": float(hit.mean()),
                         "runs": int(hit.size),
                     }
                 )
         return pd.DataFrame(rows).set_index(["method", "event"]) if rows else pd.DataFrame()
+
+    # ------------------------------------------------------------------ the fits
 
     def fit_summary(self) -> pd.DataFrame:
         """Per method: folds, median fit time, compile time, unconverged folds, divergences."""
@@ -323,31 +568,42 @@ class Evaluation:
         if "compile_seconds" in f:
             agg["compile_s"] = ("compile_seconds", "sum")
         if "converged" in f:
-            f = f.assign(unconverged=~f["converged"].fillna(True).astype(bool))
+            f = f.assign(unconverged=~f["converged"].astype("boolean").fillna(True).astype(bool))
             agg["unconverged"] = ("unconverged", "sum")
         if "divergences" in f:
             agg["divergences"] = ("divergences", "sum")
         out = f.groupby("method").agg(**agg)
         return out.reindex([m for m in self.methods if m in out.index])
 
+    # ------------------------------------------------------------------ all of them
+
     def summary_tables(self) -> dict[str, pd.DataFrame]:
         """Every non-empty summary, by title, in report order."""
+        b = self.baseline
         tables = {
             "Mean relative loss of the nearest grid run (‰)": self.mean_relative_loss(),
+            f"Paired differences in relative loss vs {b} (‰, bootstrap over settings)": (
+                self.paired_differences()
+            ),
             "Coverage of the best run (fraction of settings; nominal in the column)": (
                 self.coverage()
             ),
             "Median interval width (upper / lower)": self.widths(),
-            f"Paired differences in relative loss vs {BASELINE} (‰, bootstrap over settings)": (
-                self.paired_differences()
-            ),
             "Log score of the best run (nats, normal fit to the log draws)": self.log_scores(),
-            f"Paired differences in log score vs {BASELINE} (nats)": self.paired_differences(
+            f"Paired differences in log score vs {b} (nats)": self.paired_differences(
                 metric="log_score"
             ),
         }
         if any(c.startswith("lr_opt_in_") for c in self.table):
             tables["Coverage of the true optimum (simulation)"] = self.coverage("truth")
+        tables["Transfer against k: coverage, width and bias (observed / median)"] = (
+            self.transfer_summary()
+        )
+        tables["Loss of every held-out run (per setting, over its runs)"] = self.loss_scores()
+        tables["Divergence: Brier score of P(diverge)"] = self.divergence()
+        tables[f"Paired differences in the loss scores vs {b} (all settings)"] = (
+            self.paired_summary()
+        )
         for event, (_, _, words) in EVENTS.items():
             tables[f"Plateau reliability: {words}"] = self.reliability(event)
         tables["Plateau Brier scores"] = self.brier()
@@ -358,24 +614,47 @@ class Evaluation:
         """A paragraph saying what was evaluated and how to read the tables."""
         m = self.meta
         folds = m.get("folds", [])
+        tasks = m.get("tasks") or []
         parts = [
             f"Split {m['split']!r}: {len(folds) or '?'} fold(s), "
             f"{self.table['setting'].nunique()} held-out settings, methods "
-            f"{', '.join(self.methods)}.",
+            f"{', '.join(map(str, self.methods))}"
+            + (f"; tasks {', '.join(tasks)}." if tasks else "."),
         ]
+        if m.get("k"):
+            parts.append(
+                f"Transfer: each held-out group's k smallest settings by compute (k = "
+                f"{', '.join(map(str, m['k']))}) train with the other groups; k = 0 predicts "
+                "the group as a never-seen one."
+            )
         if m.get("sampler"):
             s = m["sampler"]
             parts.append(
                 f"Bayesian refits: {s['chains']} chains x {s['draws']} draws ({s['tune']} "
                 f"tuning), seed {m.get('seed', 0)}."
             )
-        parts.append(
-            "Relative loss: of the grid run nearest (ln lr, ln batch) to each method's choice, "
-            "against the setting's best run. Coverage: whether the best run's lr and batch lie "
-            "inside the method's interval. Log score: log density of the best run's "
-            "(ln lr, ln batch) under a normal fitted to the method's draws."
-        )
-        users = sorted(set(self.table.loc[self.table["uses_loss"].astype(bool), "method"]))
+        if "rel_loss" in self.table:
+            parts.append(
+                "Relative loss: of the grid run nearest (ln lr, ln batch) to each method's "
+                "choice, against the setting's best run."
+            )
+        if "log_score" in self.table:
+            parts.append(
+                "Coverage: whether the best run's lr and batch lie inside the method's "
+                "interval. Log score: log density of the best run's (ln lr, ln batch) under a "
+                "normal fitted to the method's draws."
+            )
+        if "loss_r2" in self.table:
+            parts.append(
+                "Loss: every held-out run that did not diverge (loss above "
+                f"{m.get('diverged', 1.5):g}x its setting's lowest) against the method's "
+                "predictive median and intervals; best_loss_err is the predicted minus the "
+                "observed lowest loss of the sweep."
+            )
+        users = []
+        if "uses_loss" in self.table:
+            used = self.table["uses_loss"].astype("boolean").fillna(False).astype(bool)
+            users = sorted(set(self.table.loc[used, "method"].astype(str)))
         if users:
             parts.append(
                 f"{', '.join(users)} are functions of the loss and were given each held-out "
@@ -390,7 +669,7 @@ class Evaluation:
         for name, note in (m.get("notes") or {}).items():
             if note:
                 parts.append(f"{name}: {note}.")
-        if self.runs is not None and len(self.runs):
+        if self.runs is not None and len(self.runs) and "hit_best" in self.runs:
             parts.append(
                 "Plateau probabilities (run noise included) are scored against these events: "
                 + "; ".join(f"'{k}' = {w}" for k, (_, _, w) in EVENTS.items())
@@ -404,8 +683,8 @@ class Evaluation:
             )
         if m.get("errors"):
             parts.append(
-                f"{len(m['errors'])} fit(s) failed and are kept without scores: "
-                + " | ".join(m["errors"])
+                f"{len(m['errors'])} fit(s) or task(s) failed and are kept without scores: "
+                + " | ".join(_collapse(m["errors"]))
             )
         if m.get("warnings"):
             parts.append("Warnings during the folds: " + " | ".join(m["warnings"]))
@@ -414,17 +693,26 @@ class Evaluation:
     # ------------------------------------------------------------------ renderings
 
     def to_markdown(self, digits: int = 4) -> str:
-        """The summary tables as one Markdown document."""
-        out = [f"# Held-out evaluation: {self.meta['split']}", "", self.describe(), ""]
+        """The summary tables as one Markdown document; names are escaped (``|`` and line
+        breaks in a method, family or setting name cannot break a table or start a heading)."""
+        out = [
+            f"# Held-out evaluation: {markdown_text(self.meta['split'])}",
+            "",
+            markdown_text(self.describe()),
+            "",
+        ]
         for title, frame in self.summary_tables().items():
-            out += [f"## {title}", "", markdown_table(_flat(frame), digits), ""]
+            out += [f"## {title}", "", markdown_table(_markdown_safe(_flat(frame)), digits), ""]
         return "\n".join(out)
 
     def report(self) -> str:
-        """The summary tables as plain text, for a terminal."""
-        out = [self.describe(), ""]
+        """The summary tables as plain text, for a terminal (control characters in names
+        shown as escapes)."""
+        from .._io import display_name
+
+        out = [display_name(self.describe()), ""]
         for title, frame in self.summary_tables().items():
-            out += [title, frame.to_string(float_format=_fmt), ""]
+            out += [title, _terminal_safe(frame).to_string(float_format=_fmt), ""]
         return "\n".join(out)
 
     def __str__(self) -> str:
@@ -437,20 +725,67 @@ class Evaluation:
         -------
         dict
             ``{"title", "text", "tables": {title: [row, ...]}}``: each row a dict whose first
-            key is the row label, NaN as None; the form of a posterior's ``evaluation``
-            metadata, which :func:`bayes_steplaw.bayes.card.evaluation_sections` renders.
+            key is the row label, NaN as None, text escaped for Markdown (the records are
+            rendered into model cards); the form of a posterior's ``evaluation`` metadata,
+            which :func:`bayes_steplaw.bayes.card.evaluation_sections` renders.
         """
         tables = {}
         for title, frame in self.summary_tables().items():
-            flat = _flat(frame).reset_index()
+            flat = _markdown_safe(_flat(frame)).reset_index()
             tables[title] = [
                 {str(k): _json(v) for k, v in row.items()} for row in flat.to_dict("records")
             ]
         return {
-            "title": f"Held-out evaluation ({self.meta['split']})",
-            "text": self.describe(),
+            "title": f"Held-out evaluation ({markdown_text(self.meta['split'])})",
+            "text": markdown_text(self.describe()),
             "tables": tables,
         }
+
+
+def _collapse(messages: list[str]) -> list[str]:
+    """Messages that differ only in the fold, once each with the number of folds."""
+    counts: dict[str, int] = {}
+    for message in messages:
+        key = re.sub(r" on fold .*? of split ", " on fold ... of split ", str(message), count=1)
+        counts[key] = counts.get(key, 0) + 1
+    return [k if n == 1 or "on fold ... " not in k else f"{k} ({n} folds)"
+            for k, n in counts.items()]  # fmt: skip
+
+
+def markdown_text(text) -> str:
+    """``text`` safe in a Markdown table cell or paragraph: ``|`` escaped, line breaks (and
+    other control characters) as spaces."""
+    text = re.sub(r"[\x00-\x1f\x7f\u2028\u2029]", " ", str(text))
+    return text.replace("\\", "\\\\").replace("|", "\\|")
+
+
+def _markdown_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Index, column names and text cells through :func:`markdown_text`."""
+    out = frame.copy()
+    out.index = pd.Index([markdown_text(i) for i in out.index],
+                         name=markdown_text(out.index.name or ""))  # fmt: skip
+    out.columns = [markdown_text(c) for c in out.columns]
+    for c in out.columns:
+        if out[c].dtype == object:
+            out[c] = out[c].map(lambda v: markdown_text(v) if isinstance(v, str) else v)
+    return out
+
+
+def _terminal_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Index labels with control characters shown as escapes."""
+    from .._io import display_name
+
+    out = frame.copy()
+
+    def clean(v):
+        return display_name(v) if isinstance(v, str) else v
+
+    if isinstance(out.index, pd.MultiIndex):
+        out.index = pd.MultiIndex.from_tuples([tuple(clean(v) for v in i) for i in out.index],
+                                              names=out.index.names)  # fmt: skip
+    else:
+        out.index = pd.Index([clean(v) for v in out.index], name=out.index.name)
+    return out
 
 
 def _flat(frame: pd.DataFrame) -> pd.DataFrame:
@@ -463,11 +798,13 @@ def _flat(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _json(value):
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
     if isinstance(value, (np.integer,)):
         return int(value)
     if isinstance(value, (float, np.floating)):
         return None if not math.isfinite(value) else float(value)
-    if value is pd.NA:
+    if value is pd.NA or value is None:
         return None
     return value
 

@@ -1,7 +1,8 @@
 """Run every (fold, method) of a held-out split through a ``concurrent.futures`` executor.
 
-Each task fits one method on one fold and predicts its held-out settings; the parent scores
-the predictions (:mod:`.scoring`) as they arrive. Tasks go to
+Each job fits one method on one fold and does what it can of the evaluation's tasks
+(:data:`.protocol.TASKS`) for the held-out settings; the parent scores the results
+(:mod:`.scoring`) as they arrive. Jobs go to
 
 * this process, with ``workers=1`` (NUTS then uses up to ``chains`` threads);
 * a pool of local processes (``spawn``; each fit uses one core), by default;
@@ -10,7 +11,7 @@ the predictions (:mod:`.scoring`) as they arrive. Tasks go to
 * any executor passed as ``executor=`` (left running).
 
 Every worker process compiles each model structure once (:func:`.methods.prepared_model`),
-so a fold costs sampling only. Long tasks (the Bayesian fits) are submitted first. Each task's
+so a fold costs sampling only. Long jobs (the Bayesian fits) are submitted first. Each job's
 seed is derived from the evaluation's ``seed``, the fold and the method's name, so a run is
 reproducible and adding a method changes no other method's numbers.
 """
@@ -33,12 +34,24 @@ import pandas as pd
 
 from .._validate import DEFAULT_TOL, check_choice, check_count, check_prob, check_tol
 from ..bayes.design import DEFAULT_GROUPS, check_sweeps, data_fingerprint
+from ..bayes.surface import DIVERGED_RATIO, check_ratio, mark_diverged
 from .methods import resolve_methods
 from .metrics import DEFAULT_MASSES
-from .protocol import FoldContext, Method, MethodPrediction
+from .protocol import (
+    FoldContext,
+    Method,
+    MethodPrediction,
+    RunForecast,
+    capabilities,
+    check_tasks,
+)
 from .result import Evaluation
-from .scoring import score_fold, score_plateau
-from .splits import DEFAULT_QUANTILE, make_folds, setting_table
+from .scoring import score_fold, score_runs
+from .splits import DEFAULT_K, DEFAULT_QUANTILE, check_k, make_folds, setting_table
+
+GRID_COLUMNS = ("setting", "N", "D", "lr", "batch_tokens", "batch_sequences", "seq_len",
+                "family", "group")  # fmt: skip
+"""Columns of the held-out runs a method's ``choose`` sees (no outcome)."""
 
 
 class EvaluationError(RuntimeError):
@@ -46,7 +59,7 @@ class EvaluationError(RuntimeError):
 
 
 @dataclass
-class _Task:
+class _Job:
     """One unit of work: a method on a fold (``kind="fold"``) or the L* yardstick fit."""
 
     kind: str
@@ -55,6 +68,7 @@ class _Task:
     context: FoldContext
     settings: pd.DataFrame | None = None
     runs: pd.DataFrame | None = None
+    grid: pd.DataFrame | None = None
 
 
 def task_seed(seed: int, fold: int, name: str) -> int:
@@ -63,49 +77,114 @@ def task_seed(seed: int, fold: int, name: str) -> int:
     return int(seq.generate_state(1)[0])
 
 
-def _run_task(task: _Task) -> dict[str, Any]:
-    """Fit, predict (and plateau-probe) one task; runs in a worker.
+def _run_job(job: _Job) -> dict[str, Any]:
+    """Fit one method on one fold and do each task it can; runs in a worker.
 
     A method that raises does not stop the evaluation here: the error comes back as a
-    message (with the fold and method), for the parent to raise or record.
+    message (with the fold, the method and the task), for the parent to raise or record; a
+    task that fails leaves the other tasks' results.
     """
-    ctx = task.context
+    ctx = job.context
     # recorded, not printed: each distinct message is listed once in the report (the
     # filters in force still apply, so warnings made errors stay errors)
     with warnings.catch_warnings(record=True) as caught:
         start = time.perf_counter()
-        out: dict[str, Any] = {"kind": task.kind, "index": task.index, "pid": os.getpid()}
+        out: dict[str, Any] = {"kind": job.kind, "index": job.index, "pid": os.getpid()}
+        where = f"method {job.method.name!r} failed on fold {ctx.fold!r} of split {ctx.split!r}"
         try:
-            if task.kind == "yardstick":
-                out["loss_star"] = task.method.yardstick(ctx)
+            if job.kind == "yardstick":
+                out["loss_star"] = job.method.yardstick(ctx)
                 out["warnings"] = _messages(caught)
                 return out
             train = ctx.sweeps[ctx.sweeps["setting"].isin(ctx.train)]
-            predictor = task.method.fit(train, ctx)
-            fitted = time.perf_counter()
-            pred = predictor.predict(task.settings.copy())
-            if not isinstance(pred, MethodPrediction):
-                raise TypeError(f"predict() returned {type(pred).__name__}, not MethodPrediction")
-            pred = pred.checked(len(task.settings), ctx.masses, task.method.name)
-            plateau = None
-            if callable(getattr(predictor, "plateau_probability", None)):
-                plateau = predictor.plateau_probability(task.runs.copy(), ctx.tol)
+            predictor = job.method.fit(train, ctx)
         except Exception as exc:
-            out["error"] = (
-                f"method {task.method.name!r} failed on fold {ctx.fold!r} of split "
-                f"{ctx.split!r}: {type(exc).__name__}: {exc}"
-            )
+            out["error"] = f"{where}: {_short(exc)}"
             out["warnings"] = _messages(caught)
             return out
+        fitted = time.perf_counter()
+        can = capabilities(predictor)
+        errors, result = [], {"prediction": None, "forecast": None, "plateau": None}
+        n, masses, name = len(job.settings), ctx.masses, job.method.name
+
+        def attempt(task: str, call):
+            try:
+                return call()
+            except Exception as exc:
+                errors.append(f"{where} ({task}): {_short(exc)}")
+                return None
+
+        wanted = set(ctx.tasks) & can
+        has_choose = callable(getattr(predictor, "choose", None))
+        need_predict = "interval" in wanted or ("choice" in wanted and not has_choose)
+        if need_predict and callable(getattr(predictor, "predict", None)):
+
+            def predict():
+                pred = predictor.predict(job.settings.copy())
+                if not isinstance(pred, MethodPrediction):
+                    raise TypeError(f"predict() returned {type(pred).__name__}, not "
+                                    "MethodPrediction")  # fmt: skip
+                return pred.checked(n, masses, name)
+
+            result["prediction"] = attempt("predict", predict)
+        if "choice" in wanted and has_choose:
+
+            def choose():
+                lr, bs = predictor.choose(job.settings.copy(), job.grid.copy())
+                return MethodPrediction(lr, bs).checked(n, (), name)
+
+            chosen = attempt("choice", choose)
+            if chosen is not None:
+                pred = result["prediction"]
+                if pred is None:
+                    nan = np.full(n, np.nan)
+                    pred = MethodPrediction(nan, nan, lr_median=nan, batch_tokens_median=nan)
+                pred.lr, pred.batch_tokens = chosen.lr, chosen.batch_tokens
+                result["prediction"] = pred
+        if {"loss", "divergence"} & wanted:
+
+            def predict_runs():
+                got = predictor.predict_runs(job.runs.copy())
+                if not isinstance(got, RunForecast):
+                    raise TypeError(f"predict_runs() returned {type(got).__name__}, not "
+                                    "RunForecast")  # fmt: skip
+                return got.checked(len(job.runs), masses, name)
+
+            result["forecast"] = attempt("loss", predict_runs)
+        if "plateau" in wanted:
+            result["plateau"] = attempt(
+                "plateau", lambda: predictor.plateau_probability(job.runs.copy(), ctx.tol)
+            )
         out.update(
-            prediction=pred,
-            plateau=plateau,
+            result,
             diagnostics=dict(getattr(predictor, "diagnostics", None) or {}),
             fit_seconds=fitted - start,
             predict_seconds=time.perf_counter() - fitted,
             warnings=_messages(caught),
         )
+        if errors:
+            out["error"] = " | ".join(errors)
+            out["partial"] = True
         return out
+
+
+def _short(exc: BaseException, limit: int = 600) -> str:
+    """An exception as one line: its type and message, without a backtrace, cut at ``limit``
+    characters."""
+    lines = []
+    for line in str(exc).splitlines():
+        if line.strip().lower().startswith("stack backtrace"):
+            break
+        if line.strip():
+            lines.append(line.strip())
+    text = f"{type(exc).__name__}: {' / '.join(lines)}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _fold_record(fold) -> dict:
+    """A fold in the evaluation's metadata."""
+    out = {"fold": fold.name, "n_train": len(fold.train), "n_test": len(fold.test)}
+    return out | ({"k": fold.k} if fold.k is not None else {})
 
 
 def _gives_yardstick(method: Method) -> bool:
@@ -185,15 +264,15 @@ def _executor(
     return pool, True, None, 1
 
 
-def _drive(tasks: list[_Task], executor, progress: _Progress):
-    """Yield (task, result) as tasks finish."""
+def _drive(jobs: list[_Job], executor, progress: _Progress):
+    """Yield (job, result) as jobs finish."""
     if executor is None:
-        for task in tasks:
-            result = _run_task(task)
+        for job in jobs:
+            result = _run_job(job)
             progress.step()
-            yield task, result
+            yield job, result
         return
-    futures = {executor.submit(_run_task, t): t for t in tasks}
+    futures = {executor.submit(_run_job, j): j for j in jobs}
     try:
         for fut in as_completed(futures):
             result = fut.result()
@@ -211,14 +290,17 @@ def _drive(tasks: list[_Task], executor, progress: _Progress):
 def evaluate(
     sweeps: pd.DataFrame | None = None,
     split: str = "loso",
-    *,
     methods: Sequence[str | Method] | str | None = None,
+    tasks: Sequence[str] | str | None = None,
+    *,
     groups: Sequence[str] = DEFAULT_GROUPS,
     column: str | None = None,
     quantile: float = DEFAULT_QUANTILE,
     by: str | None = "family",
+    k: Sequence[int] = DEFAULT_K,
     masses: Sequence[float] = DEFAULT_MASSES,
     tol: float = DEFAULT_TOL,
+    diverged: float = DIVERGED_RATIO,
     chains: int = 2,
     draws: int = 500,
     tune: int = 500,
@@ -231,36 +313,48 @@ def evaluate(
     on_error: str = "record",
     connect_timeout: float = 10.0,
 ) -> Evaluation:
-    """Held-out evaluation of methods that choose the learning rate and batch size.
+    """Held-out evaluation: every method, every task, on the same folds.
 
-    Every method is fitted on the training settings of every fold of ``split`` and predicts
-    the fold's held-out settings; the predictions are scored against each held-out setting's
-    runs (one row per (split, fold, method, setting); see :class:`Evaluation` for the columns
-    and the summary tables).
+    Every method is fitted on the training settings of every fold of ``split`` and does what
+    it can of ``tasks`` for the fold's held-out settings; the results are scored against the
+    held-out runs (one row per (split, fold, method, setting) and, for run forecasts and
+    plateau probabilities, one per run; see :class:`Evaluation` for the columns and the
+    summary tables). A task a method cannot do is skipped for it (NaN), never an error.
 
     Parameters
     ----------
     sweeps : DataFrame, optional
         A sweep table (:func:`~bayes_steplaw.read_sweeps`); default the released dense + MoE
         sweeps (``load_sweeps("all")``).
-    split : {"loso", "logo", "extrapolate"}
-        Leave one setting out, leave one group out, or train on each family's smaller
-        compute and test on its largest (:mod:`bayes_steplaw.evaluate.splits`).
+    split : {"loso", "logo", "extrapolate", "transfer"}
+        Leave one setting out, leave one group out, train on each family's smaller compute
+        and test on its largest, or few-shot transfer to each held-out group with its ``k``
+        smallest settings in training (:mod:`bayes_steplaw.evaluate.splits`).
     methods : list of str or method objects, or a comma-separated str, optional
-        Built-in names (``bayes``, ``landscape``, ``paper``, ``ols`` and the published laws
+        Built-in names (``bayes``: the loss model, the default; ``optimum``, ``paper``,
+        ``ols``, ``peer-chinchilla-bowl``, ``peer-quadratic`` and the published laws
         ``steplaw``, ``openai``, ``deepseek``, ``porian``, ``minicpm``), or objects of the
         method protocol (:mod:`bayes_steplaw.evaluate.methods`); default all built-in ones.
+    tasks : list of str, or a comma-separated str, optional
+        ``choice``, ``interval``, ``loss``, ``divergence``, ``plateau``
+        (:data:`~bayes_steplaw.evaluate.TASKS`); default all.
     groups : sequence of str
-        Group columns of the Bayesian models, outermost first.
+        Group columns of the models, outermost first.
     column : str, optional
-        ``logo``: the column whose levels are held out (default the deepest group column).
+        ``logo`` and ``transfer``: the column whose levels are held out (default the deepest
+        group column with levels).
     quantile, by
         ``extrapolate``: train on settings with 6·N·D up to this quantile within each level
         of ``by``.
+    k : sequence of int
+        ``transfer``: how many of the held-out group's smallest settings (by compute) train.
     masses : sequence of float
         Interval masses whose coverage and width are scored.
     tol : float
-        Relative-loss tolerance of the plateau events.
+        Relative-loss tolerance of the plateau events (and of ``recommend``'s plateau).
+    diverged : float
+        A held-out run diverged when its loss exceeds this multiple of its setting's lowest
+        loss (the loss task scores the runs that did not; the divergence task all of them).
     chains, draws, tune : int
         Size of each Bayesian refit.
     seed : int
@@ -271,19 +365,19 @@ def evaluate(
         the chains in parallel threads, which compiles each model once); 1 runs in this
         process.
     scheduler : str, optional
-        Address of a Dask scheduler to run the tasks on instead (``connect_timeout``
+        Address of a Dask scheduler to run the jobs on instead (``connect_timeout``
         seconds to reach it).
     executor : concurrent.futures.Executor, optional
-        Run the tasks on this executor (not shut down afterwards).
+        Run the jobs on this executor (not shut down afterwards).
     progress : bool, optional
         Show ``fits done/total`` with an ETA on stderr; default: when stderr is a terminal.
     truth : DataFrame, optional
         The true optimum of simulated settings (``setting, lr_opt, batch_tokens_opt``, as
         :func:`~bayes_steplaw.simulate_sweeps` returns): adds the coverage of the truth.
     on_error : {"record", "raise"}
-        A method that fails on a fold: its rows are kept without scores, with the message in
-        the ``error`` column and in the report (``"record"``), or :class:`EvaluationError`
-        is raised.
+        A method that fails on a fold (or one of its tasks): its rows are kept without those
+        scores, with the message in the ``error`` column and in the report (``"record"``),
+        or :class:`EvaluationError` is raised.
 
     Returns
     -------
@@ -296,8 +390,11 @@ def evaluate(
     sweeps = check_sweeps(sweeps).reset_index(drop=True)
     groups = (groups,) if isinstance(groups, str) else tuple(groups)
     method_list = resolve_methods(methods)
+    task_list = check_tasks(tasks)
     masses = tuple(sorted({check_prob(m, "masses") for m in masses}))
     tol = check_tol(tol)
+    diverged = check_ratio(diverged)
+    ks = check_k(k)
     for value, name in ((chains, "chains"), (draws, "draws")):
         check_count(value, name)
     check_count(tune, "tune", minimum=0)
@@ -307,51 +404,56 @@ def evaluate(
         missing = [c for c in ("setting", "lr_opt", "batch_tokens_opt") if c not in truth]
         if missing:
             raise ValueError(f"truth lacks column(s) {missing}")
-    folds = make_folds(sweeps, split, groups=groups, column=column, quantile=quantile, by=by)
+    folds = make_folds(sweeps, split, groups=groups, column=column, quantile=quantile, by=by, k=ks)
     settings = setting_table(sweeps, groups)
     fingerprint = data_fingerprint(sweeps)
-    runs_by_setting = dict(tuple(sweeps.groupby("setting", sort=False)))
+    marked = mark_diverged(sweeps, diverged)
+    runs_by_setting = dict(tuple(marked.groupby("setting", sort=False)))
 
-    def context(fold_name, train, test, index, method, cores) -> FoldContext:
+    def context(fold, test, index, method, cores, train=None) -> FoldContext:
         return FoldContext(
-            split=split, fold=fold_name, sweeps=sweeps, fingerprint=fingerprint,
-            train=frozenset(train), test=tuple(test), groups=groups,
+            split=split, fold=fold.name if fold else "full data (L* yardstick)",
+            sweeps=sweeps, fingerprint=fingerprint,
+            train=frozenset(fold.train if fold else train), test=tuple(test), groups=groups,
             seed=task_seed(seed, index, method.name), chains=chains, draws=draws, tune=tune,
-            cores=cores, tol=tol, masses=masses,
+            cores=cores, tol=tol, masses=masses, tasks=task_list, diverged=diverged,
+            k=fold.k if fold else None,
         )  # fmt: skip
 
     own_executor, client = False, None
     if executor is None:
-        n_tasks = len(folds) * len(method_list) + 1
+        n_jobs = len(folds) * len(method_list) + 1
         executor, own_executor, client, cores = _executor(
-            workers, scheduler, n_tasks, chains, connect_timeout
+            workers, scheduler, n_jobs, chains, connect_timeout
         )
     else:
         cores = 1
     cores = max(1, min(cores, chains))
-    tasks: list[_Task] = []
+    jobs: list[_Job] = []
     for fi, fold in enumerate(folds):
         held = settings.loc[list(fold.test)].reset_index()
         held["group"] = [fold.groups[s] for s in held["setting"]]
         runs = pd.concat([runs_by_setting[s] for s in fold.test], ignore_index=True)
         runs["group"] = runs["setting"].map(dict(fold.groups))
+        grid = runs[[c for c in dict.fromkeys((*GRID_COLUMNS, *groups)) if c in runs]]
         for method in method_list:
-            ctx = context(fold.name, fold.train, fold.test, fi, method, cores)
-            tasks.append(_Task("fold", fi, method, ctx, held, runs))
-    stick = next((m for m in method_list if _gives_yardstick(m)), None)
+            ctx = context(fold, fold.test, fi, method, cores)
+            jobs.append(_Job("fold", fi, method, ctx, held, runs, grid))
+    stick = None
+    if "plateau" in task_list:
+        stick = next((m for m in method_list if _gives_yardstick(m)), None)
     if stick is not None:
-        all_ids = tuple(settings.index)
-        ctx = context("full data (L* yardstick)", all_ids, (), len(folds), stick, cores)
-        tasks.append(_Task("yardstick", -1, stick, ctx))
+        ctx = context(None, (), len(folds), stick, cores, train=tuple(settings.index))
+        jobs.append(_Job("yardstick", -1, stick, ctx))
     # longest first: the Bayesian fits, so the pool's tail is short
-    tasks.sort(key=lambda t: -int(getattr(t.method, "cost", 0)))
+    jobs.sort(key=lambda j: -int(getattr(j.method, "cost", 0)))
 
-    rows, plateau, fits, notes, messages, errors = [], [], [], {}, set(), []
-    pending_plateau = []
+    rows, run_rows, fits, notes, messages, errors = [], [], [], {}, set(), []
+    pending_runs = []
     loss_star = None
-    prog = _Progress(len(tasks), f"evaluate {split}", progress)
+    prog = _Progress(len(jobs), f"evaluate {split}", progress)
     try:
-        for task, result in _drive(tasks, executor, prog):
+        for job, result in _drive(jobs, executor, prog):
             messages.update(result["warnings"])
             if "error" in result:
                 if on_error == "raise":
@@ -360,27 +462,30 @@ def evaluate(
             if result["kind"] == "yardstick":
                 loss_star = result.get("loss_star")
                 continue
-            fold = folds[task.index]
-            name = task.method.name
-            if "error" in result:  # recorded: the fold's rows without scores
-                nan = np.full(len(task.settings), np.nan)
+            fold = folds[job.index]
+            name = job.method.name
+            if "error" in result and not result.get("partial"):  # the fit failed: no scores
                 result.update(
-                    prediction=MethodPrediction(nan, nan), plateau=None, diagnostics={},
+                    prediction=None, forecast=None, plateau=None, diagnostics={},
                     fit_seconds=np.nan, predict_seconds=np.nan,
                 )  # fmt: skip
-            pred: MethodPrediction = result["prediction"]
-            if pred.note:
-                notes.setdefault(name, pred.note)
+            pred, forecast = result["prediction"], result["forecast"]
+            for part in (pred, forecast):
+                if part is not None and part.note:
+                    notes.setdefault(name, part.note)
             seconds = result["fit_seconds"] + result["predict_seconds"]
             scored = score_fold(
-                split=split, fold=fold.name, method=name, settings=task.settings,
-                runs=task.runs, prediction=pred, masses=masses,
+                split=split, fold=fold.name, method=name, settings=job.settings,
+                runs=job.runs, prediction=pred, masses=masses,
                 diagnostics=result["diagnostics"], seconds=seconds, truth=truth,
+                forecast=forecast, tasks=task_list,
             )  # fmt: skip
+            if fold.k is not None:
+                scored.insert(4, "k", fold.k)
             scored["error"] = result.get("error", "")
             rows.append(scored)
-            if result["plateau"] is not None:
-                pending_plateau.append((fold, name, task.runs, result["plateau"]))
+            if forecast is not None or result["plateau"] is not None:
+                pending_runs.append((fold, name, job.runs, forecast, result["plateau"]))
             fits.append(
                 {"split": split, "fold": fold.name, "method": name, "pid": result["pid"],
                  "fit_seconds": result["fit_seconds"],
@@ -392,34 +497,45 @@ def evaluate(
         if client is not None:  # Dask's executor: its futures go with the client
             executor.shutdown(wait=True)
             client.close()
-    for fold, name, runs, prob in pending_plateau:
-        plateau.append(
-            score_plateau(
-                split=split, fold=fold.name, method=name, runs=runs, prob=prob, tol=tol,
-                loss_star=loss_star,
-            )
-        )  # fmt: skip
+    for fold, name, runs, forecast, plateau in pending_runs:
+        try:
+            part = score_runs(
+                split=split, fold=fold.name, method=name, runs=runs, masses=masses, tol=tol,
+                forecast=forecast, plateau=plateau, loss_star=loss_star,
+            )  # fmt: skip
+        except ValueError as exc:  # plateau probabilities of the wrong size
+            if on_error == "raise":
+                raise EvaluationError(str(exc)) from None
+            errors.append(str(exc))
+            continue
+        if fold.k is not None:
+            part.insert(4, "k", fold.k)
+        run_rows.append(part)
     order = {m.name: i for i, m in enumerate(method_list)}
     table = pd.concat(rows, ignore_index=True)
+    sort = ["method", *(["k"] if "k" in table else []), "setting"]
     table = table.sort_values(
-        ["method", "setting"], key=lambda c: c.map(order) if c.name == "method" else c
+        sort, key=lambda c: c.map(order) if c.name == "method" else c, kind="stable"
     ).reset_index(drop=True)
-    runs_table = pd.concat(plateau, ignore_index=True) if plateau else None
+    runs_table = pd.concat(run_rows, ignore_index=True) if run_rows else None
     meta = {
         "split": split,
         "methods": [m.name for m in method_list],
+        "tasks": list(task_list),
         "notes": notes,
         "groups": list(groups),
-        "folds": [{"fold": f.name, "n_train": len(f.train), "n_test": len(f.test)} for f in folds],
+        "folds": [_fold_record(f) for f in folds],
         "n_settings_tested": int(table["setting"].nunique()),
         "masses": list(masses),
         "tol": tol,
+        "diverged": diverged,
         "sampler": {"chains": chains, "draws": draws, "tune": tune},
         "seed": seed,
         "quantile": quantile if split == "extrapolate" else None,
-        "logo_column": column if split == "logo" else None,
+        "logo_column": column if split in ("logo", "transfer") else None,
+        "k": list(ks) if split == "transfer" else None,
         "data_sha256": fingerprint,
-        "yardstick": "full-data landscape fit" if loss_star is not None else None,
+        "yardstick": f"full-data fit of {stick.name!r}" if loss_star is not None else None,
         "warnings": sorted(messages),
         "errors": errors,
     }

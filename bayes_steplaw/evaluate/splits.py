@@ -17,6 +17,17 @@ A *setting* (one ``setting`` id: one (N, D) of one group) is the unit held out. 
     what a scaling law is for: within each family (``by``), the settings whose compute
     ``6·N·D`` is at most the family's ``quantile`` (default 0.75, numpy's linear
     interpolation over the family's settings) train, the rest are tested; one fold.
+``transfer``
+    few-shot transfer to a group: for each group ``logo`` holds out and each ``k`` (default
+    0, 1, 2, 4), the group's ``k`` smallest settings by compute (ties by setting id) join
+    the training data and its other settings are tested, predicted as that group (``k >=
+    1``) or as a never-seen one as under ``logo`` (``k = 0``). A group with ``k`` settings or
+    fewer has no fold at that ``k``. Each fold carries its ``k``.
+
+The groups ``logo`` and ``transfer`` hold out: each level of ``column`` (by default the deepest
+group column with levels: each MoE variant of the released data) and, with the default column,
+each top-level family of a table pooled with the released data (``user:<name>``,
+:mod:`bayes_steplaw.transfer`: another lab's group) that has no level of its own there.
 
 Everything here is pandas and numpy: folds are plain data, cheap to send to worker processes.
 """
@@ -35,11 +46,14 @@ from .._validate import check_choice
 from ..bayes.design import DEFAULT_GROUPS, check_sweeps
 from ..bayes.hierarchy import NEW, Hierarchy
 
-SPLITS = ("loso", "logo", "extrapolate")
+SPLITS = ("loso", "logo", "extrapolate", "transfer")
 """The held-out splits :func:`make_folds` knows."""
 
 DEFAULT_QUANTILE = 0.75
 """Compute quantile of the training settings under ``extrapolate``."""
+
+DEFAULT_K = (0, 1, 2, 4)
+"""Settings of the held-out group that train a ``transfer`` fold (its smallest by compute)."""
 
 
 @dataclass(frozen=True)
@@ -49,14 +63,17 @@ class Fold:
     Attributes
     ----------
     split : str
-        ``"loso"``, ``"logo"`` or ``"extrapolate"``.
+        ``"loso"``, ``"logo"``, ``"extrapolate"`` or ``"transfer"``.
     name : str
-        The fold's id: the held-out setting (``loso``), the held-out group (``logo``), or a
-        description of the held-out compute range (``extrapolate``).
+        The fold's id: the held-out setting (``loso``), the held-out group (``logo``), a
+        description of the held-out compute range (``extrapolate``), or the group and ``k``
+        (``transfer``: ``"moe/1in8 k=2"``).
     train, test : tuple of str
         Setting ids that train the fold and those it tests (disjoint).
     groups : mapping
         For each test setting, the group name a method that knows groups predicts it as.
+    k : int or None
+        ``transfer``: how many of the held-out group's settings train (None otherwise).
     """
 
     split: str
@@ -64,6 +81,7 @@ class Fold:
     train: tuple[str, ...]
     test: tuple[str, ...]
     groups: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    k: int | None = None
 
     def __post_init__(self):
         overlap = set(self.train) & set(self.test)
@@ -79,7 +97,7 @@ class Fold:
         object.__setattr__(self, "groups", MappingProxyType(dict(self.groups)))
 
     def __reduce__(self):  # MappingProxyType does not pickle; folds travel to workers
-        return (Fold, (self.split, self.name, self.train, self.test, dict(self.groups)))
+        return (Fold, (self.split, self.name, self.train, self.test, dict(self.groups), self.k))
 
 
 # --------------------------------------------------------------------------- settings
@@ -173,49 +191,127 @@ def loso_folds(settings: pd.DataFrame) -> list[Fold]:
     ]
 
 
-def logo_folds(
+def held_out_groups(
     sweeps: pd.DataFrame, groups: Sequence[str] = DEFAULT_GROUPS, column: str | None = None
-) -> list[Fold]:
-    """One fold per level of ``column`` (default: the deepest group column with levels).
+) -> list[tuple[str, tuple[str, ...], dict[str, str]]]:
+    """The groups ``logo`` and ``transfer`` hold out, one at a time (module docstring).
 
-    The held-out settings are predicted as a new level of that column (module docstring).
-    Settings with no level of their own in the column (dense under ``variant``) are never
-    held out.
+    Returns
+    -------
+    list of (label, settings, as_new)
+        The group's label, its setting ids, and for each the group name it is predicted as
+        when the group is never seen (``"moe/new"``, ``"new"``; its own group for a column
+        the models do not know as a group).
     """
+    from ..transfer import USER_PREFIX
+
     settings = setting_table(sweeps, groups)
     frame = settings.reset_index()
     names, hierarchy, index = group_names(frame, list(groups))
     columns = [lev.column for lev in hierarchy.levels]
+    default = column is None
     if column is None:
         if not columns:
             raise ValueError(
-                "split 'logo' needs a group column with at least one level; the groups "
-                f"{list(groups)} have none in these data"
+                "splits 'logo' and 'transfer' need a group column with at least one level; the "
+                f"groups {list(groups)} have none in these data"
             )
         column = columns[-1]
     ids = list(settings.index)
-    folds = []
+    units = []
     if column in columns:
         j = columns.index(column)
         lev = hierarchy.levels[j]
         for k, label in enumerate(lev.labels):
             rows = np.flatnonzero(index[:, j] == k)
-            test = tuple(ids[r] for r in rows)
             as_new = {ids[r]: _name(hierarchy, index[r], names[r], new_at=j) for r in rows}
-            train = tuple(s for s in ids if s not in as_new)
-            folds.append(Fold("logo", label, train, test, as_new))
-        return folds
+            units.append((label, tuple(ids[r] for r in rows), as_new))
+        if default and j > 0 and columns[0] in frame:
+            # another lab's family (pooled with the released data) with no level of its own
+            top = hierarchy.levels[0]
+            for k, label in enumerate(top.labels):
+                rows = np.flatnonzero((index[:, 0] == k) & (index[:, j] < 0))
+                if not str(label).startswith(USER_PREFIX) or not len(rows):
+                    continue
+                as_new = {ids[r]: _name(hierarchy, index[r], names[r], new_at=0) for r in rows}
+                units.append((label, tuple(ids[r] for r in rows), as_new))
+        return units
     if column not in sweeps:
         raise ValueError(
-            f"logo column {column!r} is not in the sweep table; group columns with levels "
-            f"here: {columns}"
+            f"held-out group column {column!r} is not in the sweep table; group columns with "
+            f"levels here: {columns}"
         )
     values = sweeps.drop_duplicates("setting").set_index("setting")[column].reindex(ids)
     for value in sorted(values.dropna().astype(str).unique()):
         test = tuple(s for s in ids if str(values[s]) == value and pd.notna(values[s]))
-        train = tuple(s for s in ids if s not in test)
         own = {s: settings.at[s, "group"] for s in test}
-        folds.append(Fold("logo", f"{column}={value}", train, test, own))
+        units.append((f"{column}={value}", test, own))
+    return units
+
+
+def logo_folds(
+    sweeps: pd.DataFrame, groups: Sequence[str] = DEFAULT_GROUPS, column: str | None = None
+) -> list[Fold]:
+    """One fold per held-out group (:func:`held_out_groups`; default: each level of the
+    deepest group column with levels).
+
+    The held-out settings are predicted as a new level of that column (module docstring).
+    Settings with no level of their own in the column (dense under ``variant``) are never
+    held out.
+    """
+    ids = list(setting_table(sweeps, groups).index)
+    folds = []
+    for label, test, as_new in held_out_groups(sweeps, groups, column):
+        train = tuple(s for s in ids if s not in as_new)
+        folds.append(Fold("logo", label, train, test, as_new))
+    return folds
+
+
+def check_k(k) -> tuple[int, ...]:
+    """``transfer``'s numbers of training settings: distinct integers >= 0, sorted."""
+    values = [k] if isinstance(k, (int, np.integer)) and not isinstance(k, bool) else k
+    try:
+        values = list(values)
+    except TypeError:
+        raise ValueError(f"k must be integers >= 0 (e.g. 0, 1, 2, 4); got {k!r}") from None
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise ValueError(f"k must be integers >= 0 (e.g. 0, 1, 2, 4); got {v!r}")
+    if not values:
+        raise ValueError("k must name at least one number of training settings (e.g. 0, 1, 2, 4)")
+    return tuple(sorted({int(v) for v in values}))
+
+
+def transfer_folds(
+    sweeps: pd.DataFrame,
+    groups: Sequence[str] = DEFAULT_GROUPS,
+    column: str | None = None,
+    k: Sequence[int] = DEFAULT_K,
+) -> list[Fold]:
+    """For each held-out group (:func:`held_out_groups`) and each ``k``: the group's ``k``
+    smallest settings by compute 6·N·D (ties by setting id) train with every other group, its
+    other settings are tested (as its own group for ``k >= 1``, as a never-seen one for ``k =
+    0``). A group with ``k`` settings or fewer has no fold at that ``k``."""
+    ks = check_k(k)
+    settings = setting_table(sweeps, groups)
+    ids = list(settings.index)
+    units = held_out_groups(sweeps, groups, column)
+    folds = []
+    for kk in ks:
+        for label, members, as_new in units:
+            order = sorted(members, key=lambda s: (settings.at[s, "compute"], s))
+            if len(order) <= kk:
+                continue
+            shots, test = order[:kk], tuple(order[kk:])
+            train = tuple(s for s in ids if s not in as_new or s in shots)
+            named = {s: (as_new[s] if kk == 0 else settings.at[s, "group"]) for s in test}
+            folds.append(Fold("transfer", f"{label} k={kk}", train, test, named, k=kk))
+    if not folds:
+        sizes = ", ".join(f"{label} ({len(m)})" for label, m, _ in units)
+        raise ValueError(
+            f"transfer with k={list(ks)} leaves no setting to test: every held-out group has "
+            f"at most {max(ks)} settings ({sizes})"
+        )
     return folds
 
 
@@ -251,6 +347,7 @@ def make_folds(
     column: str | None = None,
     quantile: float = DEFAULT_QUANTILE,
     by: str | None = "family",
+    k: Sequence[int] = DEFAULT_K,
 ) -> list[Fold]:
     """The folds of a held-out split of a sweep table.
 
@@ -259,17 +356,19 @@ def make_folds(
     sweeps : DataFrame
         A sweep table in the package schema (:func:`~bayes_steplaw.load_sweeps`,
         :func:`~bayes_steplaw.read_sweeps`).
-    split : {"loso", "logo", "extrapolate"}
+    split : {"loso", "logo", "extrapolate", "transfer"}
         The split (module docstring).
     groups : sequence of str
         Group columns of the models, outermost first (name the held-out settings' groups).
     column : str, optional
-        ``logo`` only: the column whose levels are held out one at a time.
+        ``logo`` and ``transfer``: the column whose levels are held out one at a time.
     quantile : float
         ``extrapolate`` only: the compute quantile up to which settings train.
     by : str or None
         ``extrapolate`` only: the column within whose levels the quantile is taken
         (``None``: over all settings).
+    k : sequence of int
+        ``transfer`` only: how many of the held-out group's smallest settings train.
 
     Returns
     -------
@@ -278,6 +377,8 @@ def make_folds(
     split = check_choice(split, "split", SPLITS)
     if split == "logo":
         return logo_folds(sweeps, groups, column)
+    if split == "transfer":
+        return transfer_folds(sweeps, groups, column, k)
     settings = setting_table(sweeps, groups)
     if len(settings) < 2:
         raise ValueError(
