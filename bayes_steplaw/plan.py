@@ -26,7 +26,6 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from ._validate import (
-    DEFAULT_SEQ_LEN,
     DEFAULT_TOL,
     broadcast,
     check_count,
@@ -176,7 +175,7 @@ def plan_sweep(
     lr_step: float = 2**0.5,
     batch_step: float = 2.0,
     tol: float = DEFAULT_TOL,
-    seq_len: int = DEFAULT_SEQ_LEN,
+    seq_len: int | None = None,
     posterior: PosteriorLike = None,
     seed: int = 0,
     allow_unconverged: bool = False,
@@ -195,8 +194,8 @@ def plan_sweep(
         Grid ratios of the candidate runs (default √2 in lr, 2 in batch).
     tol : float
         Tolerance of the reported plateau probabilities.
-    seq_len : int
-        Sequence length, to express batches in sequences.
+    seq_len : int, optional
+        Sequence length, to express batches in sequences (default: the fit's).
     posterior : path or LossPosterior, optional
         Default: the shipped loss posterior.
     seed : int
@@ -218,8 +217,9 @@ def plan_sweep(
     """
     N, D = scalar(N, "N"), scalar(D, "D")
     runs = check_count(runs, "runs")
-    tol, seq_len = check_tol(tol), check_seq_len(seq_len)
+    tol = check_tol(tol)
     post = resolve_posterior(posterior)
+    seq_len = check_seq_len(post.seq_len if seq_len is None else seq_len)
     group = check_group(post, group)
     post.gate(allow_unconverged)
     surface = post.surface(group, seed=seed)

@@ -34,6 +34,7 @@ SIM_LAW = bsl.TrueLaw(
 )
 """The known law the simulated sweeps follow."""
 
+
 def quiet_fit(sweeps: pd.DataFrame, **kwargs):
     """``bsl.fit`` with the tests' sampler settings and without the expected ESS warnings."""
     with warnings.catch_warnings():

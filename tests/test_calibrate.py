@@ -14,13 +14,13 @@ import pytest
 from typer.testing import CliRunner
 
 import bayes_steplaw as bsl
-from bayes_steplaw.bayes.surface import run_logpdf
 from bayes_steplaw.bayes.preposterior import (
     MAX_COMPUTE_FRACTION,
     MAX_N_FRACTION,
     Study,
     with_setting_scatter,
 )
+from bayes_steplaw.bayes.surface import run_logpdf
 from bayes_steplaw.calibrate import CalibrationWarning, naive_runs, plan_calibration
 from bayes_steplaw.cli import app
 

@@ -1,11 +1,11 @@
-"""CLI on the shipped posterior: predict, compare, fit."""
+"""CLI on the shipped loss posterior (the one every answer uses): predict, compare, fit."""
 
 import json
 import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
+import xarray as xr
 from typer.testing import CliRunner
 
 import bayes_steplaw as bsl
@@ -15,8 +15,9 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def shipped():
-    return bsl.load_default()
+def shipped(shipped_loss):
+    """What the commands answer from without --posterior."""
+    return shipped_loss
 
 
 def test_shipped_posterior_is_converged_and_covers_released_data(shipped):
@@ -35,24 +36,37 @@ def test_shipped_posterior_is_converged_and_covers_released_data(shipped):
 def test_predict_prints_median_interval_and_what_it_measures(shipped):
     result = runner.invoke(app, ["predict", "7e9", "1.4e12"])
     assert result.exit_code == 0, result.output
-    med = shipped.predict(7e9, 1.4e12).median().iloc[0]
-    assert f"{med['lr']:.3e}" in result.output
+    med = shipped.predict(7e9, 1.4e12).median()
+    assert f"{float(med['lr']):.3e}" in result.output
     assert "90%" in result.output
-    # the default interval is about what a user observes: the best run of a sweep
-    assert "best run a grid sweep" in result.output
+    # the default interval is about the optimum of a new setting, and says so
+    assert "the optimum of a new setting" in result.output
     assert "orders of magnitude outside" in result.output  # 1.4e12 > 1e11 tokens in the data
 
 
 def test_predict_json_law_and_group(shipped):
     result = runner.invoke(
-        app, ["predict", "7B", "1.4T", "--group", "moe/1in8", "--json", "--law", "--prob", "0.5"]
+        app,
+        [
+            "predict",
+            "7B",
+            "1.4T",
+            "--group",
+            "moe/1in8",
+            "--json",
+            "--kind",
+            "law",
+            "--prob",
+            "0.5",
+        ],
     )
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
     expected = shipped.predict(7e9, 1.4e12, group="moe/1in8", kind="law").to_dataframe(0.5)
-    assert out["lr"] == pytest.approx(expected["lr"].iloc[0])
+    assert out["lr_median"] == pytest.approx(expected["lr_median"].iloc[0])
     assert out["lr_lower"] == pytest.approx(expected["lr_lower"].iloc[0])
-    assert "law's own uncertainty" in out["note"]
+    assert out["group"] == "moe/1in8"
+    assert "the law itself" in out["note"]
 
 
 @pytest.mark.parametrize(
@@ -81,7 +95,7 @@ def test_compare_matches_api(shipped):
 
 @pytest.mark.slow
 def test_fit_a_user_csv_writes_a_loadable_posterior(tmp_path):
-    sweeps, _ = bsl.simulate_sweeps(seed=2)
+    sweeps, _ = bsl.simulate_sweeps(seed=2)  # a grid sweep of 9 dense and 2 MoE settings
     csv = tmp_path / "sweeps.csv"
     user = sweeps[["N", "D", "lr", "batch_sequences", "loss", "family"]].rename(
         columns={"loss": "final_loss", "batch_sequences": "bs"}
@@ -106,30 +120,31 @@ def test_fit_a_user_csv_writes_a_loadable_posterior(tmp_path):
     assert "NOT CONVERGED" in result.output and "ESS < 400" in result.output
     post = bsl.load(out)
     assert post.metadata["groups"] == ["family"]
-    assert post.metadata["n_runs"] == len(bsl.near_optimal(sweeps))
+    assert isinstance(post, bsl.LossPosterior)  # the default model: every run enters
+    assert post.metadata["n_runs"] == len(sweeps)
     res = post.predict(1e9, 1e10, allow_unconverged=True).median()
-    assert np.isfinite(res.to_numpy()).all()
-    assert isinstance(res, pd.DataFrame)
+    assert isinstance(res, xr.Dataset)
+    assert all(np.isfinite(float(res[q])) for q in ("lr", "batch_tokens", "batch_sequences"))
     # the CLI answers from it with --allow-unconverged, the same numbers as the API
     result = runner.invoke(
         app, ["predict", "1e9", "1e10", "--posterior", str(out), "--allow-unconverged", "--json"]
     )
-    want = post.predict(1e9, 1e10, kind=bsl.DEFAULT_KIND, allow_unconverged=True).median()
-    assert json.loads(result.stdout)["lr"] == pytest.approx(want["lr"][0])
+    want = post.predict(1e9, 1e10, kind="optimum", allow_unconverged=True).median()
+    assert json.loads(result.stdout)["lr_median"] == pytest.approx(float(want["lr"]))
 
 
 def test_predict_kind_option_matches_the_api(shipped):
-    for kind in ("centre", "law", "sweep"):
-        if kind == "sweep" and shipped.default_kind != "sweep":
-            continue  # a version-1 file has no best-run model
+    for kind in ("optimum", "law", "sweep"):
         result = runner.invoke(app, ["predict", "1e9", "2e10", "--kind", kind, "--json"])
         assert result.exit_code == 0, result.output
         want = shipped.predict(1e9, 2e10, kind=kind).to_dataframe().iloc[0]
         assert json.loads(result.stdout)["lr_upper"] == pytest.approx(want["lr_upper"])
     default = json.loads(runner.invoke(app, ["predict", "1e9", "2e10", "--json"]).stdout)
     assert default["lr_upper"] == pytest.approx(
-        shipped.predict(1e9, 2e10, kind=bsl.DEFAULT_KIND).to_dataframe()["lr_upper"][0]
+        shipped.predict(1e9, 2e10, kind="optimum").to_dataframe()["lr_upper"][0]
     )
+    bad = runner.invoke(app, ["predict", "1e9", "2e10", "--kind", "centre"])
+    assert bad.exit_code == 2 and "kind must be one of" in bad.output
 
 
 @pytest.mark.slow  # a fresh interpreter
@@ -166,7 +181,7 @@ def test_wrong_kind_of_posterior_file_names_the_fit_that_makes_one():
     for args in (["plateau", "1e9", "1e10", "--lr", "1e-3", "--batch-tokens", "1M"],
                  ["plan-sweep", "1e9", "1e10"]):  # fmt: skip
         result = runner.invoke(app, [*args, "--posterior", path])
-        assert result.exit_code == 2 and "fit SWEEPS --model landscape" in result.output
+        assert result.exit_code == 2 and "fit SWEEPS --model loss" in result.output
 
 
 @pytest.mark.slow
@@ -176,10 +191,11 @@ def test_loading_and_predicting_never_import_pymc():
 
     code = (
         "import sys, bayes_steplaw as b\n"
-        "p = b.load_default().predict(7e9, 1.4e12).to_dataframe()\n"
+        "p = b.predict(7e9, 1.4e12).to_dataframe()\n"
+        "b.predict_loss(1e9, 2e10, 2e-3, 2**20).median()\n"
         "heavy = [m for m in ('pymc', 'pytensor', 'arviz', 'nutpie') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
-        "print(p['lr'].iloc[0])\n"
+        "print(p['lr_median'].iloc[0])\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

@@ -135,5 +135,7 @@ def test_a_directory_or_a_missing_file_as_posterior(tmp_path):
 
 
 def test_the_wrong_kind_of_model_names_the_fit_that_makes_the_right_one():
-    with pytest.raises(bsl.PosteriorFileError, match="--model landscape"):
-        bsl.LandscapePosterior.load(SHIPPED)
+    with pytest.raises(bsl.PosteriorFileError, match="--model loss"):
+        bsl.LossPosterior.load(SHIPPED)  # an optimum posterior cannot answer for runs
+    result = CliRunner().invoke(app, ["recommend", "1e9", "1e10", "--posterior", str(SMALL)])
+    assert result.exit_code == 2 and "--model loss" in result.output

@@ -236,15 +236,16 @@ def test_unit_slip_warning_is_a_user_warning_at_the_top_level():
     assert caught[0].filename == __file__
 
 
-def test_the_api_warns_at_the_callers_line_and_still_answers(shipped_optimum, shipped_landscape):
+def test_the_api_warns_at_the_callers_line_and_still_answers(shipped_optimum, light_loss):
     with pytest.warns(bsl.UnitSlipWarning, match="N = 7 parameters") as caught:
         pred = bsl.predict(7, 1.4e12, posterior=shipped_optimum)
     assert caught[0].filename == __file__  # the user's line, not the package's
     assert np.isfinite(pred.median()["lr"]).all()  # a deliberate extreme is not blocked
-    with pytest.warns(bsl.UnitSlipWarning, match="batch_tokens = 512 tokens"):
-        bsl.plateau_probability(1e9, 2e10, 1e-3, 512, posterior=shipped_landscape)
+    with pytest.warns(bsl.UnitSlipWarning, match="batch_tokens = 512 tokens") as caught:
+        p = bsl.plateau_probability(1e9, 2e10, 1e-3, 512, posterior=light_loss)
+    assert caught[0].filename == __file__ and 0 <= float(p) <= 1
     with pytest.warns(bsl.UnitSlipWarning, match="lr = 3 is above 1"):
-        bsl.plateau_probability(1e9, 2e10, 3, 1e6, posterior=shipped_landscape)
+        bsl.plateau_probability(1e9, 2e10, 3, 1e6, posterior=light_loss)
     with warnings.catch_warnings():
         warnings.simplefilter("error", bsl.UnitSlipWarning)
         bsl.predict(7e9, 1.4e12, posterior=shipped_optimum)  # plausible: no warning
@@ -312,7 +313,7 @@ def test_batch_sequences_is_offered_where_a_batch_is_asked(command):
     assert result.exit_code == 2 and "not both" in result.output, result.output
 
 
-@pytest.mark.slow  # loads the landscape and loss posteriors (~2 s)
+@pytest.mark.slow  # two plateau calls on the shipped loss posterior (~2 s)
 def test_plateau_in_sequences_equals_plateau_in_tokens():
     seqs = invoke("plateau", "1B", "20B", "--lr", "1e-3", "--batch-sequences", "256",
                   "--seq-len", "4096", "--json")  # fmt: skip
@@ -330,6 +331,7 @@ _ALIASES = {
     "--group-col": ("GroupColOpt",),
     "--batch-sequences": ("BatchSequencesOpt",),
     "--allow-implausible": ("ImplausibleOpt",),
+    "--prob": ("ProbOpt",),
 }
 
 
@@ -352,9 +354,10 @@ def test_shared_options_are_declared_once():
             aliases = [getattr(_common, name) for name in _ALIASES[option]]
             assert any(hint == alias for alias in aliases), (callback.__name__, param)
             seen[option] += 1
-    # predict, plateau, recommend, plan-sweep, loss; fit, evaluate, logs collect
-    assert seen == {"--json": 5, "--group": 5, "--seq-len": 8, "--group-col": 2,
-                    "--batch-sequences": 3, "--allow-implausible": 5}  # fmt: skip
+    # predict, plateau, recommend, plan-sweep, loss, plan-calibration; fit, evaluate, logs
+    # collect; compare (--prob)
+    assert seen == {"--json": 6, "--group": 6, "--seq-len": 9, "--group-col": 2,
+                    "--batch-sequences": 3, "--allow-implausible": 6, "--prob": 5}  # fmt: skip
 
 
 def test_help_of_shared_options_is_kept():
@@ -369,7 +372,10 @@ def test_help_of_shared_options_is_kept():
     for command in ("predict", "plateau", "recommend", "plan-sweep", "loss"):
         assert "dense, moe/1in8" in option_help(command, "--group")
         assert option_help(command, "--json") == "Print JSON."
-        assert option_help(command, "--seq-len") == "Sequence length in tokens."
+        # batches in sequences are converted with the fit's sequence length unless told
+        assert (
+            option_help(command, "--seq-len") == "Sequence length in tokens (default: the fit's)."
+        )
     for command in ("fit", "evaluate"):
         assert "outermost first" in option_help(command, "--group-col")
         assert "does not state one" in option_help(command, "--seq-len")

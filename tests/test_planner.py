@@ -409,12 +409,15 @@ def test_page_parses_quantities_with_the_cli_grammar():
 
     js = (DOCS / "_static" / "planner_core.js").read_text()
     pattern = re.search(r"const QUANTITY = /(.+)/i;", js).group(1)
-    assert pattern == _common._QUANTITY.pattern and _common._QUANTITY.flags & re.I
+    assert pattern == _validate.QUANTITY.pattern and _validate.QUANTITY.flags & re.I
     binary = re.search(r"const BINARY_QUANTITY = /(.+)/i;", js).group(1)
     assert binary == _validate.BINARY_QUANTITY.pattern
     thousands = re.search(r"const THOUSANDS = /(.+)/i;", js).group(1)
     assert thousands == _validate._THOUSANDS.pattern
-    for name, table in (("SUFFIX", _common._SUFFIX), ("BINARY_SUFFIX", _validate.BINARY_SUFFIXES)):
+    for name, table in (
+        ("SUFFIX", _validate.SUFFIXES),
+        ("BINARY_SUFFIX", _validate.BINARY_SUFFIXES),
+    ):
         found = re.search(rf"const {name} = \{{(.+)\}};", js).group(1)
         pairs = dict(re.findall(r'"?(\w*)"?: ([0-9.e]+)', found))
         assert {k: float(v) for k, v in pairs.items()} == table

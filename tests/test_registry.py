@@ -149,9 +149,12 @@ def test_registry_matches_source_md():
         assert _sha(SHARED / name) == digest  # the shared copy is the release
 
 
-def test_source_checkout_data_holds_no_csv():
-    # the tests neutralise the source-checkout step; it must hold no copy anyway
-    assert list((REPO / "data").glob("*.csv")) == []
+def test_source_checkout_data_holds_no_released_csv():
+    # the tests neutralise the source-checkout step; it must hold no copy of a released file
+    # anyway (data/ holds only the derived external sweeps, with their provenance)
+    held = {p.name for p in (REPO / "data").glob("*.csv")}
+    assert held == {"marin_nadamw.csv"}
+    assert not held & set(SOURCE_TABLE)
 
 
 def test_unknown_name_lists_known_files(cache):

@@ -15,12 +15,12 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import LANDSCAPE_BOWL, LANDSCAPE_LAW, LANDSCAPE_SETTINGS
+import xarray as xr
+from conftest import SIM_LAW, SIM_SETTINGS
 from typer.testing import CliRunner
 
 import bayes_steplaw as bsl
 from bayes_steplaw import api, transfer
-from bayes_steplaw.bayes.bowl import quadratic
 from bayes_steplaw.cli import app
 from bayes_steplaw.datasets.sweeps import batch_unit_warnings
 
@@ -35,35 +35,34 @@ def invoke(*args: str):
 # --------------------------------------------------------------------------- top-level API
 
 
-def test_top_level_predict_is_the_shipped_posteriors(shipped_optimum):
-    got = bsl.predict(7e9, 1.4e12).to_dataframe()
-    want = shipped_optimum.predict(7e9, 1.4e12, kind=api.DEFAULT_KIND).to_dataframe()
-    pd.testing.assert_frame_equal(got, want)
-    default = api.DEFAULT_KIND or shipped_optimum.default_kind  # None: the posterior's own
-    assert bsl.predict(7e9, 1.4e12).kind == default and bsl.DEFAULT_KIND == api.DEFAULT_KIND
-    assert api.shipped("optimum") is api.shipped("optimum")  # loaded once
+def test_top_level_predict_is_the_shipped_loss_posteriors(shipped_loss):
+    got = bsl.predict(7e9, 1.4e12)
+    want = shipped_loss.predict(7e9, 1.4e12, kind="optimum")
+    pd.testing.assert_frame_equal(got.to_dataframe(), want.to_dataframe())
+    assert got.kind == "optimum"  # the default: the optimum of a new setting
+    assert api.shipped("loss") is api.shipped("loss")  # loaded once
 
 
-def test_top_level_plateau_and_recommend(shipped_landscape):
+def test_top_level_plateau_and_recommend(shipped_loss):
     p = bsl.plateau_probability([1e9, 2e9], 2e10, 1e-3, 1e6, tol=0.005, group="moe")
-    want = shipped_landscape.plateau_probability(
-        [1e9, 2e9], 2e10, 1e-3, 1e6, tol=0.005, group="moe"
-    )
-    np.testing.assert_array_equal(p, want)
+    want = shipped_loss.plateau_probability([1e9, 2e9], 2e10, 1e-3, 1e6, tol=0.005, group="moe")
+    xr.testing.assert_identical(p, want)
+    assert p.dims == ("point",) and p.attrs["reference"] == "optimum"
     rec = bsl.recommend(1e9, 2e10, batch_tokens=2**21)
-    assert rec.batch_tokens == 2**21 and rec.fixed_batch
-    assert rec.lr == pytest.approx(shipped_landscape.recommend(1e9, 2e10, batch_tokens=2**21).lr)
+    assert rec.batch_tokens == 2**21 and rec.fixed == ("batch_tokens",)
+    assert rec.lr == pytest.approx(shipped_loss.recommend(1e9, 2e10, batch_tokens=2**21).lr)
+    # fixing the batch off the free choice costs expected loss: never less than the free one
+    assert rec.cost > 0 and rec.best_batch_tokens != 2**21
 
 
-def test_posterior_argument_takes_a_path_or_a_posterior(tmp_path, shipped_landscape):
-    path = tmp_path / "land.nc"
-    small = shipped_landscape.subsample(400)
-    small.save(path)
+def test_posterior_argument_takes_a_path_or_a_posterior(tmp_path, light_loss):
+    path = tmp_path / "loss.nc"
+    light_loss.save(path)
     by_path = bsl.predict(1e9, 2e10, posterior=path).median()
-    by_object = bsl.predict(1e9, 2e10, posterior=small).median()
-    pd.testing.assert_frame_equal(by_path, by_object)
-    assert bsl.plateau_probability(1e9, 2e10, 1e-3, 1e6, posterior=str(path)) == (
-        small.plateau_probability(1e9, 2e10, 1e-3, 1e6)
+    by_object = bsl.predict(1e9, 2e10, posterior=light_loss).median()
+    xr.testing.assert_identical(by_path, by_object)
+    assert float(bsl.plateau_probability(1e9, 2e10, 1e-3, 1e6, posterior=str(path))) == float(
+        light_loss.plateau_probability(1e9, 2e10, 1e-3, 1e6)
     )
 
 
@@ -71,12 +70,14 @@ def test_wrong_kind_of_posterior_names_the_fit_that_makes_one(shipped_optimum):
     from bayes_steplaw._resources import resource_path
 
     optimum_file = resource_path("models", "optimum.nc")
-    with pytest.raises(bsl.PosteriorFileError, match="--model landscape"):
+    with pytest.raises(bsl.PosteriorFileError, match="--model loss"):
         bsl.plateau_probability(1e9, 2e10, 1e-3, 1e6, posterior=optimum_file)
-    with pytest.raises(TypeError, match="model='landscape'"):
+    with pytest.raises(TypeError, match=r"needs a loss posterior.*bayes_steplaw\.fit\(sweeps\)"):
         bsl.recommend(1e9, 2e10, posterior=shipped_optimum)
     with pytest.raises(TypeError, match="path, a loaded posterior or None"):
         bsl.predict(1e9, 2e10, posterior=3)
+    # an optimum posterior still answers predict (the law of the optima is all it needs)
+    assert bsl.predict(1e9, 2e10, posterior=optimum_file).kind == "optimum"
 
 
 @pytest.mark.slow  # a fresh interpreter
@@ -84,6 +85,8 @@ def test_top_level_path_never_imports_pymc_or_arviz():
     code = (
         "import sys, bayes_steplaw as b\n"
         "b.predict(7e9, 1.4e12).median()\n"
+        "b.predict_loss(7e9, 1.4e12, 3e-4, 4e6).to_dataframe()\n"
+        "b.best_loss(7e9, 1.4e12).interval()\n"
         "b.plateau_probability(7e9, 1.4e12, 3e-4, 4e6)\n"
         "b.recommend(7e9, 1.4e12)\n"
         "b.plan_sweep(7e9, 1.4e12, 2)\n"
@@ -97,7 +100,7 @@ def test_top_level_path_never_imports_pymc_or_arviz():
 # --------------------------------------------------------------------------- grids
 
 
-def test_predict_lists_are_every_n_with_every_d(shipped_optimum):
+def test_predict_lists_are_every_n_with_every_d(shipped_loss):
     result = invoke("predict", "1B,7B", "100B,1.4T", "--json")
     assert result.exit_code == 0, result.output
     rows = pd.DataFrame(json.loads(result.stdout)["predictions"])
@@ -107,11 +110,12 @@ def test_predict_lists_are_every_n_with_every_d(shipped_optimum):
         (7e9, 1e11),
         (7e9, 1.4e12),
     ]
-    want = shipped_optimum.predict(rows["N"], rows["D"]).to_dataframe()
+    want = shipped_loss.predict(rows["N"], rows["D"]).to_dataframe()
     np.testing.assert_allclose(rows["lr_upper"], want["lr_upper"])
+    np.testing.assert_allclose(rows["batch_sequences_median"], want["batch_sequences_median"])
 
 
-def test_predict_grid_file_writes_csv_and_json(tmp_path, shipped_optimum):
+def test_predict_grid_file_writes_csv_and_json(tmp_path, shipped_loss):
     grid = tmp_path / "points.csv"
     pd.DataFrame({"N": ["1e9", "7B", "2e9"], "D": ["2e10", "1.4T", "2e10"],
                   "group": ["dense", "", "moe/1in8"]}).to_csv(grid, index=False)  # fmt: skip
@@ -123,7 +127,7 @@ def test_predict_grid_file_writes_csv_and_json(tmp_path, shipped_optimum):
         table = pd.read_csv(out) if suffix == ".csv" else pd.read_json(out)
         assert table["group"].tolist() == ["dense", "dense", "moe/1in8"]  # empty: --group
         for i, g in enumerate(table["group"]):
-            want = shipped_optimum.predict(table["N"][i], table["D"][i], group=g)
+            want = shipped_loss.predict(table["N"][i], table["D"][i], group=g)
             assert table["lr_lower"][i] == pytest.approx(want.to_dataframe(0.5)["lr_lower"][0])
 
 
@@ -151,19 +155,29 @@ def test_predict_needs_points():
 # --------------------------------------------------------------------------- plan-sweep
 
 
-def test_plan_sweep_no_single_swap_improves_and_beats_greedy(shipped_landscape):
+def excess(post, N: float, D: float, log_lr: np.ndarray, log_bs: np.ndarray) -> np.ndarray:
+    """Per run and draw, the relative excess loss a plan scores: q if the run does not
+    diverge, 0.5 if it does (a diverged run ends above 1.5 x its setting's best), weighted by
+    P(diverge); from the surfaces of a new setting (post.surface), arrays (runs, draws)."""
+    surface = post.surface("dense", seed=0)
+    n = len(log_lr)
+    at = surface.at(np.full(n, N), np.full(n, D), log_lr[:, None], log_bs[:, None])
+    p = 1 / (1 + np.exp(-at["logit"]))
+    return np.where(p < 1, (1 - p) * at["q"], 0.0) + 0.5 * p
+
+
+def test_plan_sweep_no_single_swap_improves_and_beats_greedy(shipped_loss):
     plan = bsl.plan_sweep(1e9, 2e10, 3, group="dense")
-    g = shipped_landscape.bowl(1e9, 2e10, "dense")
     pts = plan.points
     # grid values are powers of the steps: lr = sqrt(2)^i, batch = 2^j tokens
     i = np.log(pts["lr"]) / np.log(2**0.5)
     np.testing.assert_allclose(i, np.round(i), atol=1e-9)
     np.testing.assert_allclose(np.log2(pts["batch_tokens"]), np.round(np.log2(pts["batch_tokens"])))
-    # brute force on a grid around the plan, evaluated here from the bowl's draws
+    # brute force on a grid around the plan, evaluated here from the surfaces' draws
     lr = np.log(pts["lr"].iloc[0]) + np.log(2**0.5) * np.arange(-5, 6)
     bs = np.log(pts["batch_tokens"].iloc[0]) + np.log(2.0) * np.arange(-3, 4)
     ll, bb = (a.ravel() for a in np.meshgrid(lr, bs, indexing="ij"))
-    q = quadratic(ll[:, None] - g["m_lr"], bb[:, None] - g["m_bs"], g["a"], g["b"], g["h"], g["k"])
+    q = excess(shipped_loss, 1e9, 2e10, ll, bb)
     chosen = [
         int(np.argmin(np.hypot(ll - np.log(a), bb - np.log(b))))
         for a, b in zip(pts["lr"], pts["batch_tokens"])
@@ -184,6 +198,14 @@ def test_plan_sweep_no_single_swap_improves_and_beats_greedy(shipped_landscape):
     running = np.minimum.accumulate(q[chosen], axis=0).mean(axis=1)
     np.testing.assert_allclose(pts["expected_best_relative_loss"], running)
     assert pts["expected_best_relative_loss"].is_monotonic_decreasing
+    # each run's plateau probability is the posterior's own (reference "optimum")
+    for row in pts.itertuples():
+        p = shipped_loss.plateau_probability(1e9, 2e10, row.lr, row.batch_tokens)
+        assert row.plateau_probability == pytest.approx(float(p), abs=1e-6)
+    # one run at the Bayes decision: its expected excess is the recommendation's
+    rec = shipped_loss.recommend(1e9, 2e10)
+    one = bsl.plan.evaluate_points(1e9, 2e10, rec.lr, rec.batch_tokens)
+    assert one["expected_best_relative_loss"] == pytest.approx(rec.expected_excess, rel=1e-9)
 
 
 def test_planned_sweep_beats_a_box_around_the_paper_point():
@@ -214,11 +236,21 @@ def test_plan_sweep_cli_matches_the_api(tmp_path):
     )
 
 
+def test_plan_sweep_expresses_batches_with_the_fits_sequence_length(light_loss):
+    longer = type(light_loss)(light_loss.groups, {**light_loss.metadata, "seq_len": 4096})
+    plan = bsl.plan_sweep(1e9, 2e10, 2, posterior=longer).points
+    np.testing.assert_allclose(plan["batch_sequences"], plan["batch_tokens"] / 4096)
+    told = bsl.plan_sweep(1e9, 2e10, 2, posterior=longer, seq_len=1024).points
+    np.testing.assert_allclose(told["batch_sequences"], told["batch_tokens"] / 1024)
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--grid-lr-step", "1"], "--grid-lr-step must be a grid ratio > 1"),
-        (["--grid-lr-step", "1.00001"], "use a larger --grid-lr-step or --grid-batch-step"),
+        (["--grid-lr-step", "1"], "--grid-lr-step must be a grid ratio between 1 and 1000"),
+        (["--grid-batch-step", "0.5"], "--grid-batch-step must be a grid ratio between 1 and"),
+        (["--grid-lr-step", "1.00001"], "use a larger --grid-lr-step"),
+        (["--grid-batch-step", "1.00001"], "use a larger --grid-batch-step"),
         (["--runs", "0"], "--runs must be a positive integer"),
         (["--runs", "100000"], "--runs (100000) exceeds"),
         (["--group", "gpt"], "unknown group 'gpt'"),
@@ -332,41 +364,50 @@ def test_column_mapping_speaks_cli(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def cli_landscape(tmp_path_factory):
-    """A landscape posterior written by `bayes-steplaw fit` from a CSV with the user's names."""
-    folder = tmp_path_factory.mktemp("landscape")
-    sweeps, _ = bsl.simulate_sweeps(LANDSCAPE_SETTINGS, LANDSCAPE_LAW, LANDSCAPE_BOWL, seed=4)
+def cli_loss(tmp_path_factory):
+    """A loss posterior written by `bayes-steplaw fit` (the default model) from a CSV with the
+    user's names, on sweeps simulated from a known law and surface."""
+    folder = tmp_path_factory.mktemp("loss")
+    sweeps, _ = bsl.simulate_sweeps(SIM_SETTINGS, SIM_LAW, seed=4)
     csv = folder / "sweep.csv"
     sweeps.rename(columns={"loss": "smooth_loss"}).to_csv(csv, index=False)
-    out = folder / "land.nc"
+    out = folder / "loss.nc"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = invoke(
-            "fit", csv, "--model", "landscape", "--curvature", "shared",
-            "--column", "loss=smooth_loss", "--out", out, "--seed", "1", *TINY,
+            "fit", csv, "--column", "loss=smooth_loss", "--out", out, "--seed", "1", *TINY
         )  # fmt: skip
     assert result.exit_code in (0, 3), result.output
-    return bsl.load(out), out
+    return bsl.load(out), out, sweeps
 
 
 @pytest.mark.slow
-def test_cli_fit_then_predict_plateau_recommend_with_posterior(cli_landscape):
-    post, path = cli_landscape
-    assert isinstance(post, bsl.LandscapePosterior) and post.metadata["curvature"] == "shared"
+def test_cli_fit_then_predict_plateau_recommend_with_posterior(cli_loss):
+    post, path, sweeps = cli_loss
+    assert isinstance(post, bsl.LossPosterior) and post.metadata["n_runs"] == len(sweeps)
     common = ["--posterior", path, "--allow-unconverged", "--json"]
     pred = json.loads(invoke("predict", "6e8", "2e10", "--group", "moe", *common).stdout)
     want = post.predict(6e8, 2e10, group="moe", allow_unconverged=True).to_dataframe().iloc[0]
-    assert pred["lr"] == pytest.approx(want["lr"])
+    assert pred["lr_median"] == pytest.approx(want["lr_median"])
     assert pred["batch_tokens_upper"] == pytest.approx(want["batch_tokens_upper"])
     res = invoke("plateau", "6e8", "2e10", "--lr", "2e-3", "--batch-tokens", "1M", *common)
-    assert json.loads(res.stdout)["plateau_probability"] == pytest.approx(
-        post.plateau_probability(6e8, 2e10, 2e-3, 1e6, allow_unconverged=True)
+    out = json.loads(res.stdout)
+    assert out["plateau_probability"] == pytest.approx(
+        float(post.plateau_probability(6e8, 2e10, 2e-3, 1e6, allow_unconverged=True))
     )
+    assert out["plateau_probability_sweep"] == pytest.approx(
+        float(post.plateau_probability(6e8, 2e10, 2e-3, 1e6, reference="sweep",
+                                       allow_unconverged=True))
+    )  # fmt: skip
     rec = json.loads(invoke("recommend", "6e8", "2e10", *common).stdout)
     assert rec["lr"] == pytest.approx(post.recommend(6e8, 2e10, allow_unconverged=True).lr)
     plan = json.loads(invoke("plan-sweep", "6e8", "2e10", "--runs", "3", *common).stdout)
     want = bsl.plan_sweep(6e8, 2e10, 3, posterior=post, allow_unconverged=True)
     np.testing.assert_allclose([r["lr"] for r in plan["runs"]], want.points["lr"])
+    loss = json.loads(invoke("loss", "6e8", "2e10", "--lr", "2e-3", "--batch-tokens", "1M",
+                             *common).stdout)  # fmt: skip
+    want = post.predict_loss(6e8, 2e10, 2e-3, 1e6, allow_unconverged=True).to_dataframe()
+    assert loss["loss_median"] == pytest.approx(want["loss_median"][0])
     # without --allow-unconverged an unconverged posterior is refused in CLI terms
     if not post.converged:
         res = invoke("recommend", "6e8", "2e10", "--posterior", path)
@@ -376,7 +417,7 @@ def test_cli_fit_then_predict_plateau_recommend_with_posterior(cli_landscape):
 @pytest.fixture(scope="module")
 def cli_pooled(tmp_path_factory):
     """`fit --with-released` on a user sweep that cannot identify the exponents on its own."""
-    folder = tmp_path_factory.mktemp("pooled")
+    folder = tmp_path_factory.mktemp("pooled")  # a loss fit of every released run too
     csv = folder / "mine.csv"
     mine = user_sweep()
     mine[["N", "D", "lr", "batch_sequences", "seq_len", "loss", "arch"]].to_csv(csv, index=False)
@@ -398,7 +439,7 @@ def test_with_released_learns_the_users_offsets(cli_pooled, released):
     res = invoke("predict", "7B", "1.4T", "--posterior", path, "--group", "user:llama",
                  "--allow-unconverged", "--json")  # fmt: skip
     want = bsl.predict(7e9, 1.4e12, group="user:llama", posterior=post, allow_unconverged=True)
-    assert json.loads(res.stdout)["lr"] == pytest.approx(want.median()["lr"][0])
+    assert json.loads(res.stdout)["lr_median"] == pytest.approx(float(want.median()["lr"]))
     # the bare name is refused with the pooled one suggested
     res = invoke("predict", "7B", "1.4T", "--posterior", path, "--group", "llama")
     assert res.exit_code == 2 and "names your group 'user:llama'" in res.output

@@ -167,13 +167,6 @@ def evaluation_sections(evaluation: dict | list[dict]) -> list[str]:
 def card_command(name: str) -> str:
     """The commands that regenerate a shipped model and its card."""
     splits = ("loso", "extrapolate")
-    if name == "loss":
-        evaluate = [
-            f"bayes-steplaw evaluate-loss --split {s} --out loss_{s}.csv --records loss_{s}.json"
-            for s in splits
-        ]
-        evaluations = " ".join(f"--evaluation loss_{s}.json" for s in splits)
-        return "\n".join([*evaluate, f"bayes-steplaw card loss --refit {evaluations}"])
     evaluate = [
         f"bayes-steplaw evaluate --split {s} --out {s}.csv --report {s}.md --records {s}.json"
         for s in splits

@@ -606,8 +606,11 @@ class LossPosterior(StepLawPosterior):
         ]
         names = [n for n in _CARD_PARAMETERS if n in self.variables]
         if names:
+            table = self.summary(0.9)
+            # a vector parameter's rows are named "name[i]"
+            table = table[table.index.str.split("[").str[0].isin(names)]
             sections += ["Loss parameters (90% equal-tailed intervals):", "",
-                         markdown_table(self.summary(0.9).loc[names]), ""]  # fmt: skip
+                         markdown_table(table), ""]  # fmt: skip
         if m.get("candidates"):
             table = pd.DataFrame(m["candidates"]).set_index("candidate")
             sections += ["## Candidates tried", "", markdown_table(table), ""]

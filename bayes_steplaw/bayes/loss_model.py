@@ -205,6 +205,7 @@ def _start(design: Design, origin: np.ndarray, form: str) -> dict[str, np.ndarra
     p0 = np.concatenate([pos0, np.log(sh0 / (1 - sh0)), np.zeros(n_groups - 1)])
     prior_sd = np.concatenate([[LOSS_PRIORS[n][2] for n in names], np.ones(len(shares)),
                                np.full(n_groups - 1, 0.1)])  # fmt: skip
+
     def residuals(p):
         out = np.concatenate([(law_of(p) - origin[:, 2]) / 0.002, (p - p0) / prior_sd])
         return np.where(np.isfinite(out), out, 1e6)
@@ -518,5 +519,14 @@ class LossModel(Model):
         # centre, unjittered (a jitter of one unit there sends a
         # chain far off, to spend its tuning on the way back)
         start = _start(design, origin, self.best_law)
+        # a group scale that no offset uses (a column with one level per parent) would start at
+        # its prior's mean, where its gradient is exactly zero and nutpie's first mass matrix is
+        # undefined: it starts at half of it
+        for lev in design.hierarchy.levels:
+            if len(set(lev.parents)) == len(lev.parents):
+                mean = np.array([PRIORS["sigma_group"][1] / PRIORS["sigma_group"][2]] * 2
+                                + [LOSS_PRIORS["sigma_star_group"][1]
+                                   / LOSS_PRIORS["sigma_star_group"][2]])  # fmt: skip
+                start[f"z_sigma_{lev.column}"] = mean / 2
         return Built(model, design, extra | {"nutpie_kwargs": options}, options, ("z_setting",),
                      start)  # fmt: skip

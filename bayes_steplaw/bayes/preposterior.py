@@ -367,5 +367,3 @@ class Study:
                 options = [[int(c)] for c in range(len(sim["rows"])) if c not in chosen]
             chosen += options[int(np.argmin(self.score(sim, chosen, options)))]
         return chosen
-
-

@@ -143,10 +143,14 @@ def run_nu(q, nu, nu_far=None, xp=np):
     return nu_far + (nu - nu_far) * xp.exp(-q / NU_SCALE)
 
 
+SPIKE_FLOOR = 1e-12  # a run at the exact optimum (q = 0): ln w finite, its gradient too
+
+
 def spike_share(q, noise: dict, xp=np):
     """Probability that a run's loss carries an upward spike: 0 at the optimum, ``spike_w``
-    far from it, ``spike_w·(1 − exp(−q / 0.01))``."""
-    return noise["spike_w"] * (1.0 - xp.exp(-q / NU_SCALE))
+    far from it, ``spike_w·(1 − exp(−q / 0.01))`` (kept above 1e-12, so that the log density
+    and its gradient stay finite at q = 0, e.g. a chain that starts at a setting's best run)."""
+    return noise["spike_w"] * -xp.expm1(-q / NU_SCALE) + SPIKE_FLOOR
 
 
 def _t_logpdf(z, nu, xp):

@@ -11,8 +11,13 @@ from typing import Annotated, Any
 
 import typer
 
+from .._validate import (
+    DEFAULT_TOL,
+    UnitSlipWarning,
+    split_quantities,
+    unit_slips,
+)
 from .._validate import EXAMPLES as _EXAMPLES
-from .._validate import QUANTITY, SUFFIXES, UnitSlipWarning, split_quantities, unit_slips
 from .._validate import parse_quantity as _parse_quantity
 
 app = typer.Typer(
@@ -53,10 +58,7 @@ def _root(
     warnings.filterwarnings("ignore", category=UnitSlipWarning)
 
 
-# one grammar for every quantity, Python and CLI alike (bayes_steplaw._validate.parse_quantity);
-# _QUANTITY and _SUFFIX are its decimal part, which the planner page (docs/_static) shares
-_SUFFIX = SUFFIXES
-_QUANTITY = QUANTITY
+# one grammar for every quantity, Python, CLI and planner page alike (_validate.parse_quantity)
 EXAMPLES = {k: v for k, v in _EXAMPLES.items() if not k[0].isalpha() or k in ("N", "D")}
 """Example values of each quantity, for its error message."""
 
@@ -147,7 +149,15 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 GroupOpt = Annotated[
     str, typer.Option("--group", help="Group of the posterior, e.g. dense, moe/1in8, new.")
 ]
-SeqLenOpt = Annotated[int, typer.Option("--seq-len", help="Sequence length in tokens.", min=1)]
+SeqLenOpt = Annotated[
+    int | None,
+    typer.Option("--seq-len", help="Sequence length in tokens (default: the fit's).", min=1),
+]
+TolOpt = Annotated[
+    float,
+    typer.Option(help=f"Relative-loss tolerance of the plateau ({DEFAULT_TOL:.2%})."),
+]
+ProbOpt = Annotated[float, typer.Option(help="Mass of the intervals.")]
 TableSeqLenOpt = Annotated[
     int | None,
     typer.Option(

@@ -16,6 +16,7 @@ from .._validate import DEFAULT_TOL
 from ._common import (
     GroupColOpt,
     PosteriorOpt,
+    ProbOpt,
     TableSeqLenOpt,
     _fail,
     app,
@@ -332,7 +333,7 @@ def compare(
     a: Annotated[str, typer.Argument(help="Group, e.g. moe or moe/1in8.")],
     b: Annotated[str, typer.Argument(help="Group to compare against, e.g. dense.")],
     posterior: PosteriorOpt = None,
-    prob: Annotated[float, typer.Option(help="Interval mass.")] = 0.9,
+    prob: ProbOpt = 0.9,
 ) -> None:
     """Posterior contrast of the lr and batch offsets of group A against group B."""
     if not 0 < prob < 1:

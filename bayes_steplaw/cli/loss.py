@@ -14,6 +14,7 @@ from ._common import (
     ImplausibleOpt,
     JsonOpt,
     PosteriorOpt,
+    ProbOpt,
     SeqLenOpt,
     UnconvergedOpt,
     _fail,
@@ -76,7 +77,7 @@ def loss(
         typer.Option("--batch-tokens", help="Batch size in tokens (1M or 1048576); several."),
     ] = None,
     batch_sequences: BatchSequencesOpt = None,
-    seq_len: SeqLenOpt = 2048,
+    seq_len: SeqLenOpt = None,
     grid: Annotated[
         Path | None,
         typer.Option(
@@ -97,7 +98,7 @@ def loss(
             "not diverge); 'mean': its expected value."
         ),
     ] = "run",
-    prob: Annotated[float, typer.Option(help="Predictive interval mass.")] = 0.9,
+    prob: ProbOpt = 0.9,
     seed: Annotated[
         int, typer.Option(help="Seed of the predictive draws.", min=0, max=2**32 - 1)
     ] = 0,
@@ -112,17 +113,23 @@ def loss(
     Several runs: comma-separated values (every combination of N, D, --lr and
     --batch-tokens) or `--grid runs.csv` (one run per row); `--out FILE.csv` writes the table.
     """
+    post = None
+    if seq_len is None and batch_sequences is not None:
+        # a batch in sequences is converted with the fit's sequence length, as everywhere
+        post = load_posterior(posterior)
+        seq_len = post.seq_len
     batch, seqs = batch_arg(batch_tokens, batch_sequences, seq_len, several=True)
     N, D, LR, BS, groups = _points(n, d, lr, batch, grid)
-    check_units(allow_implausible, N=N, D=D, lr=LR, batch_tokens=BS, seq_len=seq_len,
-                batch_sequences=None if seqs is None else BS / seq_len)  # fmt: skip
+    check_units(allow_implausible, N=N, D=D, lr=LR, batch_tokens=BS,
+                batch_sequences=None if seqs is None else BS / seq_len,
+                **({} if seq_len is None else {"seq_len": seq_len}))  # fmt: skip
     if not 0 < prob < 1:
         _fail(f"--prob must be between 0 and 1; got {prob}")
     if kind not in ("run", "mean"):
         _fail(f"--kind must be 'run' or 'mean'; got {kind!r}")
     if out is not None:
         check_output_path(out, "--out")
-    post = load_posterior(posterior)
+    post = post or load_posterior(posterior)
     # a block of draws per 256 runs, plus the table: about 100 bytes per run and draw / 256
     check_memory(len(N) * 200.0 + 256 * post.n_samples * 80.0, "--grid", f"{len(N)} runs")
     table, note = _table(post, N, D, LR, BS, group, groups, kind, prob, allow_unconverged, seed)

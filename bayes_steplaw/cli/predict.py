@@ -18,7 +18,10 @@ from ._common import (
     JsonOpt,
     ParamsArg,
     PosteriorOpt,
+    ProbOpt,
+    SeqLenOpt,
     TokensArg,
+    TolOpt,
     UnconvergedOpt,
     _fail,
     _jsonable,
@@ -38,16 +41,6 @@ from ._common import (
     split_groups,
     write_table,
 )
-
-SeqLenOpt = Annotated[
-    int | None,
-    typer.Option("--seq-len", help="Sequence length in tokens (default: the fit's).", min=1),
-]
-TolOpt = Annotated[
-    float,
-    typer.Option(help=f"Relative-loss tolerance of the plateau ({DEFAULT_TOL:.2%})."),
-]
-ProbOpt = Annotated[float, typer.Option(help="Mass of the intervals.")]
 
 
 def _check_prob(prob: float) -> None:

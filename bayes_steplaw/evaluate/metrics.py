@@ -29,6 +29,28 @@ from .._validate import check_prob
 DEFAULT_MASSES = (0.5, 0.8, 0.9)
 """Masses of the intervals whose coverage is scored."""
 
+EVENTS = {
+    "best": (
+        "hit_best",
+        "p_sweep",
+        "within tol of the sweep's best run (what a user can check), against "
+        "plateau_probability(reference='sweep')",
+    ),
+    "star": (
+        "hit_star",
+        "p_plateau",
+        "within tol of L*, the setting's best loss from a full-data fit of the loss model (in "
+        "sample; a yardstick only), against plateau_probability(reference='optimum')",
+    ),
+    "best_by_optimum": (
+        "hit_best",
+        "p_plateau",
+        "within tol of the sweep's best run, against the probability relative to L* "
+        "(reference='optimum'): the mismatch of asking one event's probability of the other",
+    ),
+}
+"""Event name -> (outcome column, probability column, description)."""
+
 RELIABILITY_BINS = (0.0, 0.05, 0.2, 0.4, 0.6, 0.8, 0.95, 1.0)
 """Edges of the predicted-probability bins of a reliability table (the last bin is closed)."""
 

@@ -12,7 +12,6 @@ through one function, :meth:`Evaluation.paired_differences`, whatever the metric
 
 from __future__ import annotations
 
-import math
 import re
 import zlib
 from dataclasses import dataclass
@@ -21,36 +20,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._format import markdown_table
-from ..laws import LAWS
-from .metrics import DEFAULT_BOOT, brier_score, mass_label, paired_bootstrap, reliability_table
+from . import render
+from .metrics import (
+    DEFAULT_BOOT,
+    EVENTS,
+    brier_score,
+    mass_label,
+    paired_bootstrap,
+    reliability_table,
+)
 from .scoring import KEY_COLUMNS
 
 BASELINE = "bayes"
 """The method the paired differences are taken against: the package's default (the loss
 model)."""
-
-EVENTS = {
-    "best": (
-        "hit_best",
-        "p_sweep",
-        "within tol of the sweep's best run (what a user can check), against "
-        "plateau_probability(reference='sweep')",
-    ),
-    "star": (
-        "hit_star",
-        "p_plateau",
-        "within tol of L*, the setting's best loss from a full-data fit of the loss model (in "
-        "sample; a yardstick only), against plateau_probability(reference='optimum')",
-    ),
-    "best_by_optimum": (
-        "hit_best",
-        "p_plateau",
-        "within tol of the sweep's best run, against the probability relative to L* "
-        "(reference='optimum'): the mismatch of asking one event's probability of the other",
-    ),
-}
-"""Event name -> (outcome column, probability column, description)."""
 
 
 @dataclass(frozen=True)
@@ -612,202 +595,21 @@ class Evaluation:
 
     def describe(self) -> str:
         """A paragraph saying what was evaluated and how to read the tables."""
-        m = self.meta
-        folds = m.get("folds", [])
-        tasks = m.get("tasks") or []
-        parts = [
-            f"Split {m['split']!r}: {len(folds) or '?'} fold(s), "
-            f"{self.table['setting'].nunique()} held-out settings, methods "
-            f"{', '.join(map(str, self.methods))}"
-            + (f"; tasks {', '.join(tasks)}." if tasks else "."),
-        ]
-        if m.get("k"):
-            parts.append(
-                f"Transfer: each held-out group's k smallest settings by compute (k = "
-                f"{', '.join(map(str, m['k']))}) train with the other groups; k = 0 predicts "
-                "the group as a never-seen one."
-            )
-        if m.get("sampler"):
-            s = m["sampler"]
-            parts.append(
-                f"Bayesian refits: {s['chains']} chains x {s['draws']} draws ({s['tune']} "
-                f"tuning), seed {m.get('seed', 0)}."
-            )
-        if "rel_loss" in self.table:
-            parts.append(
-                "Relative loss: of the grid run nearest (ln lr, ln batch) to each method's "
-                "choice, against the setting's best run."
-            )
-        if "log_score" in self.table:
-            parts.append(
-                "Coverage: whether the best run's lr and batch lie inside the method's "
-                "interval. Log score: log density of the best run's (ln lr, ln batch) under a "
-                "normal fitted to the method's draws."
-            )
-        if "loss_r2" in self.table:
-            parts.append(
-                "Loss: every held-out run that did not diverge (loss above "
-                f"{m.get('diverged', 1.5):g}x its setting's lowest) against the method's "
-                "predictive median and intervals; best_loss_err is the predicted minus the "
-                "observed lowest loss of the sweep."
-            )
-        users = []
-        if "uses_loss" in self.table:
-            used = self.table["uses_loss"].astype("boolean").fillna(False).astype(bool)
-            users = sorted(set(self.table.loc[used, "method"].astype(str)))
-        if users:
-            parts.append(
-                f"{', '.join(users)} are functions of the loss and were given each held-out "
-                "setting's best observed loss."
-            )
-        unevaluable = [k for k, law in LAWS.items() if not law.evaluable]
-        if unevaluable and any(name in LAWS for name in self.methods):
-            parts.append(
-                f"The laws {', '.join(unevaluable)} of the paper's Table 1 cannot be evaluated "
-                "(no usable published constants; see bayes_steplaw.laws) and are not scored."
-            )
-        for name, note in (m.get("notes") or {}).items():
-            if note:
-                parts.append(f"{name}: {note}.")
-        if self.runs is not None and len(self.runs) and "hit_best" in self.runs:
-            parts.append(
-                "Plateau probabilities (run noise included) are scored against these events: "
-                + "; ".join(f"'{k}' = {w}" for k, (_, _, w) in EVENTS.items())
-                + "."
-            )
-        fits = self.fit_summary()
-        if "unconverged" in fits and fits["unconverged"].sum():
-            parts.append(
-                f"{int(fits['unconverged'].sum())} fold fit(s) missed the convergence gate "
-                "(R-hat, ESS >= 400, no divergences): expected with small refits; see Fits."
-            )
-        if m.get("errors"):
-            parts.append(
-                f"{len(m['errors'])} fit(s) or task(s) failed and are kept without scores: "
-                + " | ".join(_collapse(m["errors"]))
-            )
-        if m.get("warnings"):
-            parts.append("Warnings during the folds: " + " | ".join(m["warnings"]))
-        return " ".join(parts)
-
-    # ------------------------------------------------------------------ renderings
+        return render.describe(self)
 
     def to_markdown(self, digits: int = 4) -> str:
         """The summary tables as one Markdown document; names are escaped (``|`` and line
         breaks in a method, family or setting name cannot break a table or start a heading)."""
-        out = [
-            f"# Held-out evaluation: {markdown_text(self.meta['split'])}",
-            "",
-            markdown_text(self.describe()),
-            "",
-        ]
-        for title, frame in self.summary_tables().items():
-            out += [f"## {title}", "", markdown_table(_markdown_safe(_flat(frame)), digits), ""]
-        return "\n".join(out)
+        return render.to_markdown(self, digits)
 
     def report(self) -> str:
         """The summary tables as plain text, for a terminal (control characters in names
         shown as escapes)."""
-        from .._io import display_name
-
-        out = [display_name(self.describe()), ""]
-        for title, frame in self.summary_tables().items():
-            out += [title, _terminal_safe(frame).to_string(float_format=_fmt), ""]
-        return "\n".join(out)
+        return render.report(self)
 
     def __str__(self) -> str:
         return self.report()
 
     def to_records(self) -> dict:
-        """The summary tables as JSON-ready records.
-
-        Returns
-        -------
-        dict
-            ``{"title", "text", "tables": {title: [row, ...]}}``: each row a dict whose first
-            key is the row label, NaN as None, text escaped for Markdown (the records are
-            rendered into model cards); the form of a posterior's ``evaluation`` metadata,
-            which :func:`bayes_steplaw.bayes.card.evaluation_sections` renders.
-        """
-        tables = {}
-        for title, frame in self.summary_tables().items():
-            flat = _markdown_safe(_flat(frame)).reset_index()
-            tables[title] = [
-                {str(k): _json(v) for k, v in row.items()} for row in flat.to_dict("records")
-            ]
-        return {
-            "title": f"Held-out evaluation ({markdown_text(self.meta['split'])})",
-            "text": markdown_text(self.describe()),
-            "tables": tables,
-        }
-
-
-def _collapse(messages: list[str]) -> list[str]:
-    """Messages that differ only in the fold, once each with the number of folds."""
-    counts: dict[str, int] = {}
-    for message in messages:
-        key = re.sub(r" on fold .*? of split ", " on fold ... of split ", str(message), count=1)
-        counts[key] = counts.get(key, 0) + 1
-    return [k if n == 1 or "on fold ... " not in k else f"{k} ({n} folds)"
-            for k, n in counts.items()]  # fmt: skip
-
-
-def markdown_text(text) -> str:
-    """``text`` safe in a Markdown table cell or paragraph: ``|`` escaped, line breaks (and
-    other control characters) as spaces."""
-    text = re.sub(r"[\x00-\x1f\x7f\u2028\u2029]", " ", str(text))
-    return text.replace("\\", "\\\\").replace("|", "\\|")
-
-
-def _markdown_safe(frame: pd.DataFrame) -> pd.DataFrame:
-    """Index, column names and text cells through :func:`markdown_text`."""
-    out = frame.copy()
-    out.index = pd.Index([markdown_text(i) for i in out.index],
-                         name=markdown_text(out.index.name or ""))  # fmt: skip
-    out.columns = [markdown_text(c) for c in out.columns]
-    for c in out.columns:
-        if out[c].dtype == object:
-            out[c] = out[c].map(lambda v: markdown_text(v) if isinstance(v, str) else v)
-    return out
-
-
-def _terminal_safe(frame: pd.DataFrame) -> pd.DataFrame:
-    """Index labels with control characters shown as escapes."""
-    from .._io import display_name
-
-    out = frame.copy()
-
-    def clean(v):
-        return display_name(v) if isinstance(v, str) else v
-
-    if isinstance(out.index, pd.MultiIndex):
-        out.index = pd.MultiIndex.from_tuples([tuple(clean(v) for v in i) for i in out.index],
-                                              names=out.index.names)  # fmt: skip
-    else:
-        out.index = pd.Index([clean(v) for v in out.index], name=out.index.name)
-    return out
-
-
-def _flat(frame: pd.DataFrame) -> pd.DataFrame:
-    """One index level (joined by ' / ') so Markdown and records have one row label."""
-    if isinstance(frame.index, pd.MultiIndex):
-        frame = frame.copy()
-        name = " / ".join(str(n) for n in frame.index.names)
-        frame.index = pd.Index([" / ".join(map(str, i)) for i in frame.index], name=name)
-    return frame
-
-
-def _json(value):
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return None if not math.isfinite(value) else float(value)
-    if value is pd.NA or value is None:
-        return None
-    return value
-
-
-def _fmt(value: float) -> str:
-    return f"{value:.4g}"
+        """The summary tables as JSON-ready records (:func:`.render.to_records`)."""
+        return render.to_records(self)

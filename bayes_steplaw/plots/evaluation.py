@@ -168,7 +168,7 @@ def reliability_diagram(
     event, binned: relative to the sweep's best run (``reference="sweep"``), relative to L*
     (``reference="optimum"``), and the first event against the second's probability.
     ``method``: default the first method of the evaluation with plateau probabilities."""
-    from ..evaluate.result import EVENTS
+    from ..evaluate.metrics import EVENTS
 
     if method is None:
         runs = result.runs
