@@ -184,6 +184,10 @@ def write_card(post: StepLawPosterior, path: str | Path) -> Path:
     return path
 
 
+SHIPPED_DRAWS = 1000
+"""At most this many draws ship (the chains thinned evenly; their diagnostics kept)."""
+
+
 def write_model(
     name: str,
     out_dir: str | Path | None = None,
@@ -197,7 +201,7 @@ def write_model(
 
     Without ``refit`` the card is rendered from the posterior already in ``out_dir`` (or the
     shipped one). With it, the model is fitted on the released dense + MoE data at its default
-    sampler settings. ``evaluations`` (records of
+    sampler settings, thinned to at most :data:`SHIPPED_DRAWS` draws. ``evaluations`` (records of
     :meth:`bayes_steplaw.Evaluation.to_records`) replace the posterior's ``evaluation``
     metadata, ``candidates`` (one record per model variant tried, with its scores) its
     ``candidates`` (kept across refits), and the posterior is written again with them.
@@ -210,6 +214,11 @@ def write_model(
     if refit:
         sweeps = load_sweeps("all")
         post = fit(sweeps, model=name, **fit_kwargs)
+        # every answer reduces each draw over its inputs: ~1000 draws keep a prediction on
+        # 10,000 settings near a second, and thinning a chain costs little of its ESS
+        step = -(-post.n_samples // SHIPPED_DRAWS)
+        if step > 1:
+            post = post.thin(step)
         if path.is_file():  # the table of candidates tried is evidence, not part of the fit
             kept = load(path).metadata.get("candidates")
             if kept:

@@ -317,7 +317,7 @@ class LossModel(Model):
     # 4 x 500 draws pass the gate (bulk and tail ESS >= 400) on the released data; trees of
     # depth <= 6 (64 steps) are what the adapted sampler needs (mean depth 4), and the cap
     # halves the cost of the first tuning windows, before the mass matrix is learnt
-    sampler_defaults: ClassVar[dict] = {"draws": 700, "tune": 300, "target_accept": 0.9,
+    sampler_defaults: ClassVar[dict] = {"draws": 700, "tune": 300, "target_accept": 0.95,
                                         "max_depth": 6}  # fmt: skip
 
     def __init__(

@@ -528,12 +528,14 @@ def load(path: str | os.PathLike) -> Posterior:
     return Posterior.load(path)
 
 
-def load_default(model: str = "optimum") -> Posterior:
+def load_default(model: str = "loss") -> Posterior:
     """The posterior fitted on the released dense + MoE data that ships with the package.
 
     Parameters
     ----------
-    model : {"optimum", "landscape", "loss"}
+    model : {"loss", "optimum"}
+        The loss model (every answer; the default) or the optimum model (the law fitted to
+        each setting's best run).
     """
     path = resource_path("models", f"{model}.nc")
     if not path.is_file():

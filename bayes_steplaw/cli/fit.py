@@ -356,7 +356,7 @@ def compare(
 
 @app.command()
 def card(
-    name: Annotated[str, typer.Argument(help="Shipped model: optimum, landscape or loss.")],
+    name: Annotated[str, typer.Argument(help="Shipped model: loss or optimum.")],
     refit: Annotated[
         bool,
         typer.Option(

@@ -44,7 +44,7 @@ Examples
 >>> import matplotlib
 >>> matplotlib.use("Agg")
 >>> from bayes_steplaw import load_default, load_sweeps, plots
->>> ax = plots.optimum_scaling(load_default(), load_sweeps("dense"))  # doctest: +SKIP
+>>> ax = plots.optimum_scaling(load_default("optimum"), load_sweeps("dense"))  # doctest: +SKIP
 >>> ax.figure.savefig("lr_vs_D.png", dpi=150)  # doctest: +SKIP
 >>> ax = plots.loss_surface(load_default("loss"), 7e9, 1.4e12, batch_tokens=4e6)  # doctest: +SKIP
 """
