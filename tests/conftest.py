@@ -16,6 +16,11 @@ os.environ.setdefault(
     "BAYES_STEPLAW_CACHE", str(Path(__file__).resolve().parents[1] / ".test-cache")
 )
 
+# the released data's folder as CI gives it (relative to the checkout), absolute: tests that
+# run commands in a temporary folder find it too
+if os.environ.get("BAYES_STEPLAW_DATA"):
+    os.environ["BAYES_STEPLAW_DATA"] = str(Path(os.environ["BAYES_STEPLAW_DATA"]).resolve())
+
 import bayes_steplaw as bsl
 
 FAST = dict(chains=2, draws=400, tune=400, progressbar=False)

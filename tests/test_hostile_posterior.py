@@ -109,7 +109,7 @@ def test_a_tiny_file_declaring_a_huge_variable_is_refused_before_reading(tmp_pat
 
 def _save(args):
     path, seed = args
-    post = bsl.load_default()
+    post = bsl.load_default("optimum")
     post.metadata = {**post.metadata, "seed": seed}
     for _ in range(3):
         post.save(path)
@@ -123,7 +123,7 @@ def test_concurrent_saves_to_one_path_leave_a_complete_file(tmp_path):
         seeds = pool.map(_save, [(path, 1), (path, 2)])
     back = bsl.load(path)  # the last complete writer won; the file always loads
     assert back.metadata["seed"] in seeds
-    np.testing.assert_array_equal(back.flat("alpha"), bsl.load_default().flat("alpha"))
+    np.testing.assert_array_equal(back.flat("alpha"), bsl.load_default("optimum").flat("alpha"))
     assert not list(tmp_path.glob("*.part")), "temporary files were left behind"
 
 

@@ -34,7 +34,7 @@ GALLERY_DATA = Path(__file__).resolve().parents[1] / "docs" / "gallery" / "data"
 
 @pytest.fixture(scope="module")
 def post():
-    return load_default()
+    return load_default("optimum")
 
 
 @pytest.fixture(scope="module")
