@@ -72,7 +72,7 @@ def group_offsets(
     (non-centred): the intercept, or the parent's offset, is the siblings' mean and is not
     traded off against them. A level without siblings gets no offset: it is not identified
     apart from its parent. ``centered=True`` samples the zero-sum offsets with scale ``sigma``
-    directly (for data that pin the offsets down, as in the landscape model).
+    directly (for data that pin the offsets down).
     ``sigma_prior``: the Gamma prior of the scales (default ``PRIORS["sigma_group"]``).
     """
     import pymc as pm
@@ -108,7 +108,7 @@ def law_means(design: Design, batch_depends_on_N: bool, centered: bool = False):
 
     ``centered=True`` samples the setting optima ``m_lr``, ``m_bs`` (``u``, ``v`` then follow
     from them) and the group offsets directly: right when every setting's own runs pin its
-    optimum down, as in the landscape model, where the non-centred form makes NUTS trees ~15x
+    optimum down, where the non-centred form makes NUTS trees ~15x
     deeper and funnels the family scale.
     """
     import pymc as pm

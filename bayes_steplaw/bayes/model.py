@@ -30,7 +30,7 @@ def model_kinds() -> list[str]:
 
 
 def model_class(kind: str) -> type[Model]:
-    """The model class registered for a kind (``"optimum"``, ``"landscape"``, ``"loss"``)."""
+    """The model class registered for a kind (``"loss"``, ``"optimum"``)."""
     if kind not in _MODELS:
         raise ValueError(f"model must be one of {list(_MODELS)}; got {kind!r}")
     return _MODELS[kind]
@@ -281,7 +281,7 @@ def fit(
         A sweep table in the package schema (:func:`load_sweeps` or :func:`read_sweeps`).
     model : {"loss", "optimum"}
         ``"loss"`` (default) the loss of every run over (N, D, lr, batch, group), divergence
-        included (:class:`~bayes_steplaw.bayes.loss.LossModel`): every answer of the package
+        included (:class:`~bayes_steplaw.bayes.loss_model.LossModel`): every answer of the package
         comes from it. ``"optimum"`` regresses the near-optimal runs' (lr, batch) on (N, D)
         (:class:`~bayes_steplaw.bayes.optimum.OptimumModel`), for tables that hold only each
         setting's best runs.

@@ -398,8 +398,8 @@ def card(
 
     from ..bayes.card import write_model
 
-    if name not in ("optimum", "landscape", "loss"):
-        _fail(f"NAME must be 'optimum', 'landscape' or 'loss'; got {name!r}")
+    if name not in ("loss", "optimum"):
+        _fail(f"NAME must be 'loss' or 'optimum'; got {name!r}")
     out_dir = Path.cwd() if out_dir is None else out_dir
     if out_dir.exists() and not out_dir.is_dir():
         _fail(f"--out-dir {display_path(out_dir)} is not a folder")

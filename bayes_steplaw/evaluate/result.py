@@ -354,7 +354,7 @@ class Evaluation:
     def loss_scores(self) -> pd.DataFrame:
         """The loss of every held-out run, per method and family: median and least R² over
         settings, mean RMSE, share of runs inside each predictive interval, mean log score,
-        mean |error| and mean error of the predicted best loss of the sweep, mean |error| of
+        mean absolute and mean error of the predicted best loss of the sweep, mean absolute error of
         L*; methods that forecast runs."""
         cover = [c for c in self.table if c.startswith("loss_in_")]
         scored = [c for c in ("loss_r2", "loss_rmse", *cover) if c in self.table]

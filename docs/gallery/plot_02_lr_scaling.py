@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 
 from bayes_steplaw import load_default, load_sweeps, plots
 
-post = load_default()
+post = load_default("optimum")
 sweeps = load_sweeps("all")
 
 fig, (left, right) = plt.subplots(1, 2, figsize=(13, 6), layout="constrained")

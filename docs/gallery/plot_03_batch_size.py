@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 
 from bayes_steplaw import ConvergenceWarning, fit, load_default, load_sweeps, plots
 
-post = load_default()
+post = load_default("optimum")
 sweeps = load_sweeps("all")
 
 ax = plots.optimum_scaling(post, sweeps, quantity="batch_tokens", against="D")

@@ -16,7 +16,7 @@ import pandas as pd
 
 from bayes_steplaw import BootstrapOLS, load_default, load_sweeps, plots
 
-post = load_default()
+post = load_default("optimum")
 published = BootstrapOLS.from_published()
 refit = BootstrapOLS.fit(load_sweeps("dense"), seed=0)
 

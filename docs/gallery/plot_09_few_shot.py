@@ -80,7 +80,7 @@ summary.round(4)
 # by k = 3 the lr interval is about a factor of 2.6. The paper's metric moves less: picking
 # the run nearest to the posterior median costs about 0.1% of loss from k = 0 to k = 3,
 # against 0.13% for the paper's dense law and 0.05% when the predicted setting itself was
-# fitted (k = 4, in sample). On these bowls one step of the lr grid (√2) already costs about
+# fitted (k = 4, in sample). On these loss surfaces one step of the lr grid (√2) already costs about
 # that much, so the metric is coarse; the intervals are where the small sweeps pay.
 #
 # Every fit's largest R-hat (2 chains of 500 draws each):
