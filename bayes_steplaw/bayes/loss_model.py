@@ -6,8 +6,9 @@ other run lies within 1.21x of its setting's best and every diverged one above 1
 runs, most between 6 and 7, all at lr >= 5.5e-3), so any ratio in between draws the same
 line. Divergence is a Bernoulli outcome, the loss of a run that did not diverge a Student-t
 around ``L*[s]·(1 + q)``, with the geometry of :mod:`bayes_steplaw.bayes.surface`. The runs'
-offsets from their setting's optimum are measured from ``m_lr``, ``m_bs``, the setting optima
-of the hierarchical Step Law (:func:`bayes_steplaw.bayes.law.law_means`, centred), so the optimum model and this one tell one story;
+offsets from their setting's optimum are measured from ``m_lr``, ``m_bs``, the setting optima of the
+hierarchical Step Law (:func:`bayes_steplaw.bayes.law.law_means`, centred), so the optimum model and
+this one tell one story;
 ``ln L*[s] ~ Normal(ln L*(N, D, group), σ_setting_star)`` with a Chinchilla-type law whose
 floor E has partially pooled group offsets (every group column); the surface's shape
 parameters are quadratic in centred ln N and ln D with an offset per level of the first group

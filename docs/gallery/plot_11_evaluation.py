@@ -25,9 +25,10 @@ result.mean_relative_loss().round(3)
 # The choice
 # ----------
 # The relative loss of the grid run nearest to each method's choice (the paper's metric):
-# in 0.2's evaluation (the tables here are 0.2's): ``bayes``, then the median best run of a
-# sweep under the optimum model, against 0.2's landscape ``recommend``, the paper's recipe
-# refitted per fold (``ols``) and the paper's published constants. Paired differences with bootstrap intervals are in the card.
+# in 0.2's evaluation (the tables here are 0.2's): ``bayes``, then the median best run of a sweep
+# under the optimum model, against 0.2's landscape ``recommend``, the paper's recipe refitted per
+# fold (``ols``) and the paper's published constants. Paired differences with bootstrap intervals
+# are in the card.
 ax = plots.relative_loss_by_setting(result)
 
 # %%
@@ -42,8 +43,9 @@ fig = plots.coverage_against_nominal(result)
 # %%
 # The plateau probabilities
 # -------------------------
-# ``plateau_probability(reference="sweep")`` is the probability that a run lands within 0.25%
-# of the best run of a sweep (what a user checks); ``reference="optimum"`` the probability
-# relative to L*, the bottom of the setting's loss surface. Each matches the frequency of its own event on held-out
+# ``plateau_probability(reference="sweep")`` is the probability that a run lands within 0.25% of
+# the best run of a sweep (what a user checks); ``reference="optimum"`` the probability relative
+# to L*, the bottom of the setting's loss surface. Each matches the frequency of its own event on
+# held-out
 # runs; asking the second about the first event overstates it.
 ax = plots.reliability_diagram(result)

@@ -24,8 +24,9 @@ the fit did not see, every answer at once, in one figure and from one posterior
 
 **Held out.** The posterior is the leave-one-setting-out fold of the loss evaluation for
 ``dense N=4.293e+08 D=2.27e+10``: the loss model fitted on every released run with this
-setting's runs weighted 0 (what ``bayes-steplaw evaluate --split loso`` refits for the ``bayes`` method in this
-fold; 2 chains of 500 draws, thinned to 500 draws). A fit takes minutes, so the posterior is
+setting's runs weighted 0 (what ``bayes-steplaw evaluate --split loso`` refits for the ``bayes``
+method in this fold; 2 chains of 500 draws, thinned to 500 draws). A fit takes minutes, so the
+posterior is
 stored in ``docs/gallery/data/loss_fold_loso.nc`` rather than refitted at build time; it was
 written by::
 
