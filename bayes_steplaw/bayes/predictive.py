@@ -113,6 +113,16 @@ class Points:
         return xr.DataArray(flat.reshape(self.shape), dims=self.dims, coords=self.coords)
 
 
+def _check_size(named: dict, shape: tuple[int, ...]) -> None:
+    """Refuse a broadcast beyond :data:`MAX_BROADCAST` points before anything is allocated."""
+    size = math.prod(shape)
+    if size > MAX_BROADCAST:
+        raise ValueError(
+            f"{', '.join(named)} broadcast together to {size:,} points; at most "
+            f"{MAX_BROADCAST:,} are answered in one call: split the call"
+        )
+
+
 def points(named: Mapping[str, Any]) -> Points:
     """Check and broadcast named inputs (positive, finite; strings such as ``"7B"`` allowed).
 
@@ -132,6 +142,7 @@ def points(named: Mapping[str, Any]) -> Points:
         broadcast = xr.broadcast(*arrays.values())
         first = broadcast[0]
         shape, dims = first.shape, first.dims
+        _check_size(named, shape)  # broadcast views are free; their copies are not
         coords = {c: first.coords[c] for c in first.coords}
         values = {k: b.values.ravel() for k, b in zip(arrays, broadcast)}
     else:
@@ -144,14 +155,9 @@ def points(named: Mapping[str, Any]) -> Points:
                 f"{', '.join(named)} cannot be broadcast together; shapes {shapes}"
             ) from None
         dims = ("point",) if len(shape) == 1 else tuple(f"dim_{i}" for i in range(len(shape)))
+        _check_size(named, shape)
         values = {k: np.broadcast_to(a, shape).ravel() for k, a in raw.items()}
         coords = {}
-    size = math.prod(shape)
-    if size > MAX_BROADCAST:
-        raise ValueError(
-            f"{', '.join(named)} broadcast together to {size:,} points; at most "
-            f"{MAX_BROADCAST:,} are answered in one call: split the call"
-        )
     for k, v in values.items():
         if k not in coords:
             coords[k] = (dims, v.reshape(shape))

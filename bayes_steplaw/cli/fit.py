@@ -264,7 +264,12 @@ def fit_command(
             warn(str(w.message))
     groups = tuple(group_col) if group_col else ("family", "variant")
     n_settings = table["setting"].nunique() + (33 if with_released else 0)
-    run = SamplerSettings(chains=chains, draws=draws).resolved(model_class(model).sampler_defaults)
+    try:  # sizes a posterior cannot hold are a usage error, before any work
+        run = SamplerSettings(chains=chains, draws=draws).resolved(
+            model_class(model).sampler_defaults
+        )
+    except ValueError as exc:
+        _fail(str(exc))
     check_memory(_fit_memory(n_settings, len(table), run.chains, run.draws), "--draws or --chains",
                  f"{run.chains} chain(s) x {run.draws} draws")  # fmt: skip
     kwargs = {"threshold": threshold} if model == "optimum" else {}
