@@ -42,21 +42,28 @@ def test_the_optimum_and_the_bayes_decision_agree_within_a_quarter_grid_step(lig
     the posterior expected loss agree within a quarter of the released sweeps' grid step.
 
     For a never-seen group they need not: its optimum is uncertain over a factor of about 3,
-    and where the high-lr side of the surface rises faster than the low side, the decision
-    shades down by up to about a grid step (the cost of overshooting is larger); the valley's
-    tilt then moves the batch too. There the decision lies inside the optimum's 90% interval.
+    and where the surface is asymmetric (the high-lr side rises faster; far outside the data
+    the batch's sides differ too) the decision moves away from the median optimum, at times
+    beyond the optimum's 90% interval (D/N = 3000 with a new group moved the batch 1.4x past
+    it). What holds there is what the decision is for: its posterior expected loss is no
+    higher than that of running at the median optimum.
     """
     n, d, group = math.exp(point[0]), math.exp(point[1]), point[2]
     opt = light_loss.predict(n, d, group=group, kind="optimum")
-    median, inner = opt.median(), opt.interval(0.9)
+    median = opt.median()
     rec = light_loss.recommend(n, d, group=group)
     if group != "new":
         assert abs(math.log(rec.lr) - math.log(float(median["lr"]))) <= LR_STEP / 4
         assert abs(math.log(rec.batch_tokens / float(median["batch_tokens"]))) <= BS_STEP / 4
         return
-    for q, value in (("lr", rec.lr), ("batch_tokens", rec.batch_tokens)):
-        lo, hi = (float(inner[q].sel(bound=b)) for b in ("lower", "upper"))
-        assert lo <= value <= hi, q
+    at = light_loss.expected_loss(
+        n,
+        d,
+        [rec.lr, float(median["lr"])],
+        [rec.batch_tokens, float(median["batch_tokens"])],
+        group=group,
+    )
+    assert at[0] <= at[1] * (1 + 1e-6)
 
 
 @few
