@@ -212,6 +212,11 @@ def decide(
     ]
     xx, yy = (a.ravel() for a in np.meshgrid(*axes, indexing="ij"))
     values = expected_loss(surface, N, D, xx, yy)
+    if not np.isfinite(values).any():
+        raise ValueError(
+            f"the expected loss at N = {N:g}, D = {D:g} is not finite anywhere the search "
+            "looks (the law overflows this far from the data); give N and D nearer the data"
+        )
     k = int(np.nanargmin(values))
     start = np.array([xx[k], yy[k]])
 
