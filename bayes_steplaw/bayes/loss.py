@@ -568,8 +568,8 @@ class LossPosterior(StepLawPosterior):
         lab_line = (
             f"Labs: {', '.join(labs)}; the released lab (step-law) holds the shared exponents and "
             "each other lab's α, β, γ deviate from them, turning its laws about the centre of "
-            "its own settings, with a spread of 0.2 per exponent (learned, prior HalfNormal(0.2), "
-            "when several labs deviate; a never-seen group's lab draws its "
+            "its own settings, with a learned spread per exponent (prior HalfNormal(0.2); a "
+            "never-seen group's lab draws its "
             "deviations from that spread, so its interval widens with the distance in N and D "
             "from the data's centre: ±0.2 in α is ×1.6 in lr per sd at one decade of N)."
             if len(labs) > 1

@@ -414,12 +414,7 @@ class LossModel(Model):
                 # shared ones: with a free deviation for every lab, the shared exponents and
                 # two labs' deviations form a ridge that only the spread's prior bounds, and
                 # pooled fits of one user's sweep did not converge (R-hat 1.3)
-                if len(labs) == 2:
-                    # one lab's deviations cannot inform their spread: held at the prior's
-                    # scale (a learned spread from one lab is a funnel the chains cross slowly)
-                    spread = pt.as_tensor(np.array([LAB_PRIORS[n][1] for n in LAB_EXPONENTS]))
-                else:
-                    spread = _vector("z_lab_spread", pm.HalfNormal, LAB_PRIORS, LAB_EXPONENTS)
+                spread = _vector("z_lab_spread", pm.HalfNormal, LAB_PRIORS, LAB_EXPONENTS)
                 ref = labs.index(DEFAULT_LAB) if DEFAULT_LAB in labs else 0
                 z_lab = pm.Normal("z_lab", 0.0, 1.0, shape=(len(labs) - 1, 3))
                 z_lab = pt.concatenate([z_lab[:ref], pt.zeros((1, 3)), z_lab[ref:]], axis=0)
