@@ -577,6 +577,13 @@ class LossPosterior(StepLawPosterior):
             "a pooled fit with another lab's sweeps gives each lab partially pooled deviations "
             "of α, β, γ (prior spread HalfNormal(0.2))."
         )
+        if len(labs) == 1 and not m.get("pooled"):
+            lab_line += (
+                " Other labs are not pooled into this fit: pooled, Marin's NAdamW sweeps "
+                "(`load_external`) missed the convergence gate at default settings and their "
+                "held-out best lrs stayed 1.8-2.5x above the predictions (docs: few-shot "
+                "transfer)."
+            )
         sections = [
             "## Loss model",
             "",
