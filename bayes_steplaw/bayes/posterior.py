@@ -35,6 +35,7 @@ from .sampling import ConvergenceError, ConvergenceWarning, convergence_advice, 
 from .variables import (
     PosteriorFileError,
     Variables,
+    open_posterior_file,
     read_variables,
 )
 
@@ -468,19 +469,8 @@ def _read_cached(path: Path) -> tuple[dict[str, xr.Dataset], dict]:
 
 def _read_metadata(path: Path) -> dict:
     """The file's metadata, checked, read from its header alone (before any variable)."""
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            if "posterior" not in f:
-                raise PosteriorFileError(f"{path} has no posterior group: not ours")
-            raw = f["posterior"].attrs.get(METADATA_ATTR)
-    except PosteriorFileError:
-        raise
-    except Exception as exc:  # h5py raises many types for a damaged file
-        raise PosteriorFileError(
-            f"{path} is not a readable bayes-steplaw posterior (netCDF) file: {exc}"
-        ) from exc
+    with open_posterior_file(path) as f:
+        raw = f["posterior"].attrs.get(METADATA_ATTR)
     if raw is None:
         raise PosteriorFileError(f"{path} has no {METADATA_ATTR} attribute: not ours")
     if isinstance(raw, bytes):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,24 +98,32 @@ class Variables(Mapping):
         )
 
 
-def read_variables(path: Path) -> dict[str, Variables]:
-    """The ``posterior`` (and ``sample_stats``) group of a posterior file; every variable's
-    size is checked from the header before any is read."""
+@contextmanager
+def open_posterior_file(path: Path):
+    """A posterior file open with h5py, holding a ``posterior`` group; anything that fails
+    inside (h5py raises many types for a damaged file) is a PosteriorFileError naming it."""
     import h5py
 
     try:
         with h5py.File(path, "r") as f:
-            layout = {g: _layout(f[g]) for g in ("posterior", "sample_stats") if g in f}
-            if "posterior" not in layout:
+            if "posterior" not in f:
                 raise PosteriorFileError(f"{path} has no posterior group: not ours")
-            _check_sizes(path, layout)
-            return {g: _dataset(f[g], *layout[g]) for g in layout}
+            yield f
     except PosteriorFileError:
         raise
-    except Exception as exc:  # h5py raises many types for a damaged file
+    except Exception as exc:
         raise PosteriorFileError(
             f"{path} is not a readable bayes-steplaw posterior (netCDF) file: {exc}"
         ) from exc
+
+
+def read_variables(path: Path) -> dict[str, Variables]:
+    """The ``posterior`` (and ``sample_stats``) group of a posterior file; every variable's
+    size is checked from the header before any is read."""
+    with open_posterior_file(path) as f:
+        layout = {g: _layout(f[g]) for g in ("posterior", "sample_stats") if g in f}
+        _check_sizes(path, layout)
+        return {g: _dataset(f[g], *layout[g]) for g in layout}
 
 
 _PHONY = b"This is a netCDF dimension but not a netCDF variable"
