@@ -101,3 +101,11 @@ def test_the_wheel_ships_the_files():
         assert shipped[f"data/{name}"] == f"bayes_steplaw/_resources/data/{name}"
     # the released Step Law files are never shipped nor committed
     assert not any(re.search(r"lr_bs_loss|fitted_lr_bs", k) for k in shipped)
+
+
+def test_a_pooled_fit_remembers_the_users_sequence_length(marin, released):
+    from bayes_steplaw.bayes.model import fitted_seq_len
+
+    pooled = bsl.pool_with_released(marin, ("family",), released=released)
+    assert fitted_seq_len(released) == 2048
+    assert fitted_seq_len(pooled) == 4096  # Marin's, though most pooled runs are 2048's

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from bayes_steplaw import logs, read_sweeps
 from bayes_steplaw.cli import app
-from bayes_steplaw.datasets.sweeps import snap_lr
+from bayes_steplaw.datasets.sweeps import SweepWarning, snap_lr
 
 # ---------------------------------------------------------------------------- helpers
 
@@ -561,9 +561,11 @@ def test_collect_moe_names_hparams_defaults_and_target_iter(tmp_path):
     # the last run states its own seq_len, in YAML when PyYAML is there (it wins over defaults)
     hp = "hparams.yaml" if importlib.util.find_spec("yaml") else "hparams.json"
     (base / name / hp).write_text('{"seq_len": 256}\n')  # valid JSON and valid YAML
-    sweeps = logs.collect(
-        base, "step", defaults={"n_dense_layers": "1", "seq_len": 128}, target_iter=301, min_runs=1
-    )
+    with pytest.warns(SweepWarning, match="same loss"):  # the one-run setting
+        sweeps = logs.collect(
+            base, "step", defaults={"n_dense_layers": "1", "seq_len": 128}, target_iter=301,
+            min_runs=1,
+        )  # fmt: skip
     assert len(sweeps) == 3 and set(sweeps["family"]) == {"moe"}
     assert set(sweeps["variant"]) == {"2in8"}
     attn, dense_ffn, moe_ffn = 3 * 4 * 64**2, 3 * 64 * 176, 2 * 3 * 64

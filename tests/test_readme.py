@@ -94,13 +94,7 @@ def test_the_use_section_runs(tmp_path):
     assert namespace["rec_16m"].cost > 0  # a fixed batch away from the optimum costs loss
 
 
-@pytest.mark.slow  # one NUTS fit pooled with the released data (~5 minutes)
-@pytest.mark.xfail(
-    reason="issue 20, open: pooled with the released data, this 4-setting one-at-a-time sweep "
-    "misses the convergence gate at default settings (R-hat 1.02-1.05 on the best-loss law and "
-    "the user's offsets, bulk ESS 80-180); the README says so",
-    strict=False,
-)
+@pytest.mark.slow  # one NUTS fit pooled with the released data (~4 minutes)
 def test_the_own_sweep_flow_runs_as_written_at_default_settings(tmp_path):
     user_sweep(tmp_path / "my_sweep.csv")
     namespace: dict = {}

@@ -310,14 +310,19 @@ class StepLawPosterior(Posterior):
         family = self.hierarchy.levels[0].labels[k[0]] if k[0] >= 0 else group.split("/")[0]
         return self.metadata.get("lab_of_family", {}).get(family, "step-law")
 
-    def lab_deviations(self, group: str, rng: np.random.Generator) -> np.ndarray:
-        """Draws (3, samples) of the group's lab's deviations of α, β, γ from the shared
-        exponents: its own for a fitted lab, from the spread between labs for a new one, 0
-        when the fit kept the exponents shared."""
-        if "dev_alpha_lab" not in self.variables:
-            return np.zeros((3, self.n_samples))
+    def lab_deviations(
+        self,
+        group: str,
+        rng: np.random.Generator,
+        names: tuple[str, ...] = ("alpha", "beta", "gamma"),
+    ) -> np.ndarray:
+        """Draws (len(names), samples) of the group's lab's deviations from what the labs
+        share (α, β, γ by default; ``("star_N", "star_D")``, the best loss's log-slopes): its
+        own for a fitted lab, from the spread between labs for a new one, 0 when the fit kept
+        them shared."""
+        if f"dev_{names[0]}_lab" not in self.variables:
+            return np.zeros((len(names), self.n_samples))
         lab = self.lab_of(group)
-        names = ("alpha", "beta", "gamma")
         if lab is None:
             spread = np.stack([self.flat(f"sigma_lab_{n}") for n in names])
             return spread * rng.standard_normal(spread.shape)

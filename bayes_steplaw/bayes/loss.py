@@ -118,7 +118,13 @@ class LossPosterior(StepLawPosterior):
         # a group's offset r moves its floor by r·L0: to first order its offset of ln L* at
         # the data's centre, which extrapolates with the floor (loss_model.star_law)
         E = self.flat("star_E") + self._offset("star", group, rng) * self.flat("star_L0")
-        return star | {"E": E}
+        if "dev_star_N_lab" not in self.variables:
+            return star | {"E": E}
+        # the lab's tilt of ln L*, about its own settings' centre (a new lab's: the data's)
+        tilt = self.lab_deviations(group, rng, ("star_N", "star_D"))
+        u0, v0 = self.metadata.get("lab_centres", {}).get(self.lab_of(group), (0.0, 0.0))
+        centre = {"u0": np.full(self.n_samples, u0), "v0": np.full(self.n_samples, v0)}
+        return star | {"E": E, "tilt_N": tilt[0], "tilt_D": tilt[1], **centre}
 
     def coefficients(self, group: str, rng: np.random.Generator, law: bool = False) -> dict:
         """Per-draw coefficients of a new setting of ``group`` (:func:`.surface.evaluate`):
@@ -566,16 +572,20 @@ class LossPosterior(StepLawPosterior):
         )
         labs = m.get("labs") or ["step-law"]
         lab_line = (
-            f"Labs: {', '.join(labs)}; the released lab (step-law) holds the shared exponents and "
-            "each other lab's α, β, γ deviate from them, turning its laws about the centre of "
-            "its own settings, with a learned spread per exponent (prior HalfNormal(0.2); a "
-            "never-seen group's lab draws its "
-            "deviations from that spread, so its interval widens with the distance in N and D "
-            "from the data's centre: ±0.2 in α is ×1.6 in lr per sd at one decade of N)."
+            f"Labs: {', '.join(labs)}; the released lab (step-law) holds the shared exponents "
+            "and best-loss law, and each other lab's α, β, γ and its best loss's log-slopes in "
+            "N and D deviate from them, turning its laws about the centre of its own settings. "
+            "Prior spread per parameter: HalfNormal(0.2) for the exponents, HalfNormal(0.05) "
+            "for the slopes, learned with two or more other labs; with one, its deviations "
+            "take that scale (a spread cannot be learned from one lab). A never-seen group's "
+            "lab draws its deviations from the spread, so its interval widens with the distance "
+            "in N and D from the data's centre: ±0.2 in α is ×1.6 in lr per sd at one decade "
+            "of N."
             if len(labs) > 1
-            else "One lab (the Step Law paper's setup): the exponents are shared by every group; "
-            "a pooled fit with another lab's sweeps gives each lab partially pooled deviations "
-            "of α, β, γ (prior spread HalfNormal(0.2))."
+            else "One lab (the Step Law paper's setup): the exponents and the best-loss law are "
+            "shared by every group; a pooled fit with another lab's sweeps gives each other lab "
+            "deviations of α, β, γ (prior sd 0.2) and of its best loss's log-slopes in N and D "
+            "(prior sd 0.05)."
         )
         if len(labs) == 1 and not m.get("pooled"):
             lab_line += (

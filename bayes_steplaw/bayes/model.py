@@ -46,6 +46,7 @@ class Built:
     sampler_kwargs: dict = field(default_factory=dict)  # nutpie options the model needs
     jitter: tuple[str, ...] | None = None  # variables whose start is jittered (None: all)
     start: dict | None = None  # starting values of some variables (constrained space)
+    sampler_defaults: dict = field(default_factory=dict)  # this table's, over the model's
 
 
 SAMPLER_DEFAULTS = {"chains": 4, "draws": 1000, "tune": 1000, "target_accept": 0.95,
@@ -153,9 +154,10 @@ class Model:
             Warns (naming the parameters) when R-hat > 1.01, any transition diverged or an
             ESS < 400; such a posterior only predicts with ``allow_unconverged=True``.
         """
-        run = SamplerSettings(**settings).resolved(self.sampler_defaults)
-        prepared = self.prepare(sweeps, sampler=run.sampler, progressbar=run.progressbar)
-        return prepared.fit(settings=run)
+        given = SamplerSettings(**settings)
+        given.resolved(self.sampler_defaults)  # checked before any work
+        prepared = self.prepare(sweeps, sampler=given.sampler, progressbar=given.progressbar)
+        return prepared.fit(settings=given)
 
 
 @dataclass
@@ -178,7 +180,9 @@ class Prepared:
 
         A run of weight 0 leaves the likelihood: held-out refits set a setting's runs to 0.
         """
-        run = (settings or SamplerSettings(**kwargs)).resolved(self.model.sampler_defaults)
+        run = (settings or SamplerSettings(**kwargs)).resolved(
+            {**self.model.sampler_defaults, **self.built.sampler_defaults}
+        )
         data = None
         if weights is not None:
             weights = np.asarray(weights, dtype=float)
@@ -250,7 +254,10 @@ class Prepared:
 
 
 def fitted_seq_len(sweeps: pd.DataFrame) -> int:
-    """The most common sequence length of a table's runs (2048 when it has none)."""
+    """The most common sequence length of a table's runs (2048 when it has none); of the
+    user's runs in a table pooled with the released data, whose setup the fit answers for."""
+    if "source" in sweeps and (sweeps["source"] == "user").any():
+        sweeps = sweeps[sweeps["source"] == "user"]
     if "seq_len" not in sweeps or sweeps["seq_len"].isna().all():
         return 2048
     return int(sweeps["seq_len"].dropna().astype(int).mode().iloc[0])

@@ -118,11 +118,19 @@ def excess(x, y, shape: dict, xp=np):
 def best_loss(u, v, law: dict, xp=np):
     """L*(N, D) = E + (A·e^{−a·u} + B·e^{−b·v})^c; ``law`` holds ``E`` (with the group's
     offset applied), ``log_A``, ``a``, ``log_B``, ``b`` and ``c``, broadcasting with u, v;
-    or, for the product form, ``E``, ``log_K``, ``a``, ``b``: L* = E + K·e^{−a·u − b·v}."""
+    or, for the product form, ``E``, ``log_K``, ``a``, ``b``: L* = E + K·e^{−a·u − b·v}.
+
+    A lab's tilt (``tilt_N``, ``tilt_D`` about its centre ``u0``, ``v0``, where present)
+    multiplies L* by exp(tilt_N·(u − u0) + tilt_D·(v − v0)).
+    """
     if "log_K" in law:
-        return law["E"] + xp.exp(law["log_K"] - law["a"] * u - law["b"] * v)
-    terms = xp.logaddexp(law["log_A"] - law["a"] * u, law["log_B"] - law["b"] * v)
-    return law["E"] + xp.exp(law["c"] * terms)
+        star = law["E"] + xp.exp(law["log_K"] - law["a"] * u - law["b"] * v)
+    else:
+        terms = xp.logaddexp(law["log_A"] - law["a"] * u, law["log_B"] - law["b"] * v)
+        star = law["E"] + xp.exp(law["c"] * terms)
+    if "tilt_N" in law:
+        star = star * xp.exp(law["tilt_N"] * (u - law["u0"]) + law["tilt_D"] * (v - law["v0"]))
+    return star
 
 
 def mean_scale(q, loss_star, sigma0, sigma1):

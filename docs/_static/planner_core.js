@@ -280,6 +280,10 @@ window.PlannerCore = (() => {
         const terms = logaddexp(star.log_A[s] - star.a[s] * u, star.log_B[s] - star.b[s] * v);
         out[s] = star.E[s] + Math.exp(star.c[s] * terms);
       }
+      if (star.tilt_N) {
+        // a lab's tilt of ln L* about its own settings' centre
+        out[s] *= Math.exp(star.tilt_N[s] * (u - star.u0[s]) + star.tilt_D[s] * (v - star.v0[s]));
+      }
     }
     return out;
   }

@@ -1,0 +1,94 @@
+"""Exponents that differ between labs, with known truth (issue 21).
+
+Two labs' sweeps are drawn from known laws (:func:`bayes_steplaw.simulate_sweeps`): a
+reference lab with eight settings, and a second lab of four small settings whose lr law has
+another D-exponent (β lower by 0.4, about what separates the Step Law from Marin NAdamW). The
+loss model with lab deviations (the default) is fitted on both and must find the deviation and
+carry it to a far setting of the second lab; the model with exponents shared by every lab (the
+deliberately wrong one here) must miss that setting. Small fits (2 chains), 90% intervals.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_simulation import SETTINGS as REFERENCE  # eight settings of the reference lab
+from test_simulation import SURFACE
+
+import bayes_steplaw as bsl
+
+pytestmark = pytest.mark.slow  # two small NUTS fits
+
+OTHER = pd.DataFrame(
+    [("lab-b", "lab-b", n, d) for n in (2e8, 6e8) for d in (4e9, 3e10)],
+    columns=["family", "variant", "N", "D"],
+)
+LAW = bsl.TrueLaw()
+LAW_B = replace(LAW, beta=LAW.beta - 0.4, offsets_lr={"lab-b": 0.2}, offsets_bs={})
+FIT = dict(chains=2, draws=300, tune=300, progressbar=False, seed=3)
+FAR = (6e8, 3e11)  # ten times the other lab's largest D
+
+
+def sweeps() -> pd.DataFrame:
+    ref, _ = bsl.simulate_sweeps(REFERENCE, LAW, SURFACE, seed=5)
+    other, _ = bsl.simulate_sweeps(OTHER, LAW_B, SURFACE, seed=6)
+    return pd.concat([ref.assign(lab="step-law"), other.assign(lab="lab-b")], ignore_index=True)
+
+
+def _fit(**model):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bsl.ConvergenceWarning)
+        return bsl.LossModel(**model).fit(sweeps(), **FIT)
+
+
+@pytest.fixture(scope="module")
+def by_lab():
+    return _fit()
+
+
+@pytest.fixture(scope="module")
+def shared():
+    return _fit(exponents_vary_by=None)
+
+
+def _interval(draws, prob=0.9):
+    return np.quantile(draws, [(1 - prob) / 2, (1 + prob) / 2])
+
+
+def test_the_other_labs_exponent_is_recovered(by_lab):
+    labs = list(by_lab.metadata["labs"])
+    assert labs == ["lab-b", "step-law"]
+    dev = by_lab.flat("dev_beta_lab")[:, labs.index("lab-b")]
+    # the truth sits at 2 prior sd (LAB_PRIORS: 0.2), and partial pooling pulls the estimate
+    # toward 0: the 95% interval holds it
+    lo, hi = _interval(dev, 0.95)
+    assert lo <= -0.4 <= hi
+    assert hi < 0  # and not the shared exponent
+    assert np.allclose(by_lab.flat("dev_beta_lab")[:, labs.index("step-law")], 0)  # reference
+    # the reference lab's own exponent is the shared one, recovered as in a one-lab fit
+    assert _interval(by_lab.flat("beta"))[0] <= LAW.beta <= _interval(by_lab.flat("beta"))[1]
+
+
+def test_a_far_setting_of_the_other_lab_is_covered_and_a_shared_one_misses_it(by_lab, shared):
+    truth = float(LAW_B.optimum(*FAR, group="lab-b")[0])
+    answers = {}
+    for name, post in (("by_lab", by_lab), ("shared", shared)):
+        pred = post.predict(*FAR, group="lab-b", kind="law", allow_unconverged=True)
+        row = pred.to_dataframe(0.9).iloc[0]
+        answers[name] = (row["lr_lower"], row["lr_median"], row["lr_upper"])
+    lo, _, hi = answers["by_lab"]
+    assert lo <= truth <= hi
+    lo, median, hi = answers["shared"]
+    assert not lo <= truth <= hi and median > truth  # β too high: lr too high far out in D
+
+
+def test_the_other_labs_interval_widens_with_the_distance_from_its_data(by_lab):
+    near = by_lab.predict(6e8, 3e10, group="lab-b", kind="law", allow_unconverged=True)
+    far = by_lab.predict(*FAR, group="lab-b", kind="law", allow_unconverged=True)
+    width = [float(np.log(row["lr_upper"] / row["lr_lower"]))
+             for row in (p.to_dataframe(0.9).iloc[0] for p in (near, far))]  # fmt: skip
+    assert width[1] > 1.5 * width[0]
