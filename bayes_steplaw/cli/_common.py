@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -495,18 +496,21 @@ def setup_note(post) -> str:
     return f"  (for {post.setup})"
 
 
-def call(func, *args, **kwargs):
-    """Call the API, turning its foreseeable errors into one-line messages (exit 2)."""
+def call(func, *args, options: Mapping[str, str] | None = None, **kwargs):
+    """Call the API, turning its foreseeable errors into one-line messages (exit 2) that name
+    the command's options: ``options`` maps the API's argument names to them (``{"lr_step":
+    "--grid-lr-step"}``)."""
+    import re
+
     from ..bayes.sampling import ConvergenceError
 
     try:
         return func(*args, **kwargs)
-    except KeyError as exc:
-        _fail(str(exc.args[0] if exc.args else exc))
-    except ConvergenceError as exc:
-        _fail(str(exc).replace("pass allow_unconverged=True", "pass --allow-unconverged"))
-    except (ValueError, TypeError) as exc:
-        _fail(str(exc))
+    except (KeyError, ConvergenceError, ValueError, TypeError) as exc:
+        message = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
+        for name, option in (options or {}).items():
+            message = re.sub(rf"(?<![\w-]){name}\b", option, message)
+        _fail(message.replace("pass allow_unconverged=True", "pass --allow-unconverged"))
 
 
 # --------------------------------------------------------------------------- paths

@@ -5,7 +5,6 @@ batch you will choose at a large target; a thin layer over
 from __future__ import annotations
 
 import json
-import re
 import warnings
 from pathlib import Path
 from typing import Annotated
@@ -24,6 +23,7 @@ from ._common import (
     _fail,
     _quantities,
     app,
+    call,
     check_input_file,
     check_output_path,
     check_units,
@@ -95,7 +95,6 @@ def plan_calibration(
     """
     import pandas as pd
 
-    from ..bayes.sampling import ConvergenceError
     from ..calibrate import CalibrationWarning
     from ..calibrate import plan_calibration as api_plan
 
@@ -113,17 +112,12 @@ def plan_calibration(
     post = load_posterior(posterior)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CalibrationWarning)
-        try:
-            plan = api_plan(
-                N, D, budget, group=group, posterior=post, candidates=table, seq_len=seq_len,
-                draws=draws, truths=truths, search_truths=search_truths, likelihood=likelihood,
-                seed=seed, allow_unconverged=allow_unconverged,
-            )  # fmt: skip
-        except (ValueError, KeyError, ConvergenceError) as exc:
-            message = str(exc.args[0] if exc.args else exc)
-            for name, option in _OPTIONS.items():
-                message = re.sub(rf"(?<![\w-]){name}\b", option, message)
-            _fail(message.replace("pass allow_unconverged=True", "pass --allow-unconverged"))
+        plan = call(
+            api_plan, N, D, budget, group=group, posterior=post, candidates=table,
+            seq_len=seq_len, draws=draws, truths=truths, search_truths=search_truths,
+            likelihood=likelihood, seed=seed, allow_unconverged=allow_unconverged,
+            options=_OPTIONS,
+        )  # fmt: skip
     frame = plan.to_dataframe()
     if out is not None:
         write_table(frame, out)

@@ -4,7 +4,6 @@ API, which calls the one posterior's methods."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Annotated
 
@@ -415,16 +414,11 @@ def plan_sweep(
         check_output_path(out, "--out")
     post = load_posterior(posterior)
     group = _checked_group(post, group)
-    try:
-        plan = api_plan(
-            N, D, runs, group=group, lr_step=lr_step, batch_step=batch_step, tol=tol,
-            seq_len=_seq_len(post, seq_len), posterior=post, allow_unconverged=allow_unconverged,
-        )  # fmt: skip
-    except (ValueError, KeyError) as exc:
-        message = str(exc.args[0] if exc.args else exc)
-        for name, option in _PLAN_OPTIONS.items():
-            message = re.sub(rf"\b{name}\b", option, message)
-        _fail(message.replace("pass allow_unconverged=True", "pass --allow-unconverged"))
+    plan = call(
+        api_plan, N, D, runs, group=group, lr_step=lr_step, batch_step=batch_step, tol=tol,
+        seq_len=_seq_len(post, seq_len), posterior=post, allow_unconverged=allow_unconverged,
+        options=_PLAN_OPTIONS,
+    )  # fmt: skip
     table = plan.to_dataframe()
     if out is not None:
         write_table(table, out)
