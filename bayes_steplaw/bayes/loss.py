@@ -589,10 +589,11 @@ class LossPosterior(StepLawPosterior):
         )
         if len(labs) == 1 and not m.get("pooled"):
             lab_line += (
-                " Other labs are not pooled into this fit: pooled, Marin's NAdamW sweeps "
-                "(`load_external`) missed the convergence gate at default settings and their "
-                "held-out best lrs stayed 1.8-2.5x above the predictions (docs: few-shot "
-                "transfer)."
+                " Other labs are not pooled into this fit: pooled at default settings with "
+                "k = 1, 2 or 4 of their smallest settings, Marin's NAdamW sweeps "
+                "(`load_external`) missed the convergence gate (R-hat 1.02-1.08) and their "
+                "held-out best lrs stayed 1.9-2.6x above the medians, 57-82% inside the 90% "
+                "intervals (docs: few-shot transfer; benchmarks/bench_lab_transfer.py)."
             )
         sections = [
             "## Loss model",
