@@ -497,9 +497,8 @@ def setup_note(post) -> str:
 
 
 def call(func, *args, options: Mapping[str, str] | None = None, **kwargs):
-    """Call the API, turning its foreseeable errors into one-line messages (exit 2) that name
-    the command's options: ``options`` maps the API's argument names to them (``{"lr_step":
-    "--grid-lr-step"}``)."""
+    """Call the API, its foreseeable errors one-line messages (exit 2) naming the command's
+    options: ``options`` maps argument names to them (``{"lr_step": "--grid-lr-step"}``)."""
     import re
 
     from ..bayes.sampling import ConvergenceError
