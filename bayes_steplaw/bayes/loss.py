@@ -575,9 +575,8 @@ class LossPosterior(StepLawPosterior):
             f"Labs: {', '.join(labs)}; the released lab (step-law) holds the shared exponents "
             "and best-loss law, and each other lab's α, β, γ and its best loss's log-slopes in "
             "N and D deviate from them, turning its laws about the centre of its own settings. "
-            "Prior spread per parameter: HalfNormal(0.2) for the exponents, HalfNormal(0.05) "
-            "for the slopes, learned with two or more other labs; with one, its deviations "
-            "take that scale (a spread cannot be learned from one lab). A never-seen group's "
+            "Learned spread per parameter, prior HalfNormal(0.2) for the exponents and "
+            "HalfNormal(0.05) for the slopes. A never-seen group's "
             "lab draws its deviations from the spread, so its interval widens with the distance "
             "in N and D from the data's centre: ±0.2 in α is ×1.6 in lr per sd at one decade "
             "of N."
@@ -593,7 +592,8 @@ class LossPosterior(StepLawPosterior):
                 "k = 1, 2 or 4 of their smallest settings, Marin's NAdamW sweeps "
                 "(`load_external`) missed the convergence gate (R-hat 1.02-1.08) and their "
                 "held-out best lrs stayed 1.9-2.6x above the medians, 57-82% inside the 90% "
-                "intervals (docs: few-shot transfer; benchmarks/bench_lab_transfer.py)."
+                "intervals (docs: few-shot transfer; benchmarks/bench_lab_transfer.py; "
+                "measured with the lab's spreads held at their prior scale)."
             )
         sections = [
             "## Loss model",
