@@ -601,8 +601,8 @@ class LossModel(Model):
         # the runs' where the lab's settings share one N (a deviation of α moves nothing)
         jitter = ("z_setting", "z_lab") if "z_lab" in model.named_vars else ("z_setting",)
         # with another lab's deviations the posterior is slower to explore: a pooled
-        # 4-setting sweep reached R-hat 1.008-1.010 and a tail ESS of 400-500 at 4 x 700
-        # draws after 300 tuning steps (one seed in three with a divergence); more of both
+        # 4-setting sweep (spreads held fixed) reached R-hat 1.008-1.010 and a tail ESS of
+        # 400-500 at 4 x 700 draws after 300 tuning steps; more of both
         more = {"tune": 500, "draws": 1000} if tilt else {}
         return Built(model, design, extra | {"nutpie_kwargs": options}, options, jitter, start,
                      more)  # fmt: skip
