@@ -293,9 +293,7 @@ class StepLawPosterior(Posterior):
             a_bs = a_bs + self._best_run_offset("bs", grid[1], group, rng)
         delta = self.flat("delta") if "delta" in self.variables else np.zeros(self.n_samples)
         dev = self.lab_deviations(group, rng)
-        # a fitted lab's deviations turn its laws about the centre of its own settings (the
-        # loss model's lab_centres); a new lab's about the data's centre
-        centre = self.metadata.get("lab_centres", {}).get(self.lab_of(group), (0.0, 0.0))
+        centre = self.lab_centre(group)
         a_lr = a_lr - dev[0] * centre[0] - dev[1] * centre[1]
         a_bs = a_bs - dev[2] * centre[1]
         coef_lr = np.stack([a_lr, self.flat("alpha") + dev[0], self.flat("beta") + dev[1]])
@@ -309,6 +307,11 @@ class StepLawPosterior(Posterior):
             return None
         family = self.hierarchy.levels[0].labels[k[0]] if k[0] >= 0 else group.split("/")[0]
         return self.metadata.get("lab_of_family", {}).get(family, "step-law")
+
+    def lab_centre(self, group: str) -> tuple[float, float]:
+        """Centred (ln N, ln D) about which the group's lab's deviations turn its laws: a
+        fitted lab's own settings' centre (the loss model's ``lab_centres``), else the data's."""
+        return tuple(self.metadata.get("lab_centres", {}).get(self.lab_of(group), (0.0, 0.0)))
 
     def lab_deviations(
         self,

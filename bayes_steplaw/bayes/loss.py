@@ -122,7 +122,7 @@ class LossPosterior(StepLawPosterior):
             return star | {"E": E}
         # the lab's tilt of ln L*, about its own settings' centre (a new lab's: the data's)
         tilt = self.lab_deviations(group, rng, ("star_N", "star_D"))
-        u0, v0 = self.metadata.get("lab_centres", {}).get(self.lab_of(group), (0.0, 0.0))
+        u0, v0 = self.lab_centre(group)
         centre = {"u0": np.full(self.n_samples, u0), "v0": np.full(self.n_samples, v0)}
         return star | {"E": E, "tilt_N": tilt[0], "tilt_D": tilt[1], **centre}
 
