@@ -29,12 +29,15 @@ from bayes_steplaw.bayes.loss_model import LossModel
 from bayes_steplaw.bayes.posterior import Posterior, model_versions
 from bayes_steplaw.bayes.surface import (
     SHAPES,
+    _logaddexp,
     check_ratio,
     excess,
+    log_sigmoid,
     mark_diverged,
     phi,
     run_log_likelihood,
     run_noise,
+    sigmoid,
 )
 from bayes_steplaw.cli import app
 
@@ -265,6 +268,50 @@ def test_run_noise_draws_follow_the_density():
     # at the optimum (q = 0) no run spikes: a plain Student-t
     eps = run_noise(np.zeros(200_000), noise, rng, (200_000,))
     assert (eps > 2).mean() == pytest.approx(stats.t.sf(2.0, 6.0), abs=0.003)
+
+
+def test_the_vectorised_helpers_are_numpys_own_steps():
+    """φ's numpy path is both branches in full, exactly; logaddexp and log-sigmoid are numpy's
+    ufunc to two ulps of the larger argument, its infinities and NaNs included."""
+    z = np.concatenate([np.linspace(-3e-3, 3e-3, 601), [-800.0, -2.0, 0.5, 30.0, np.nan]])
+    small = np.abs(z) < 1e-3
+    safe = np.where(small, 1e-3, z)
+    both = np.where(small, 1.0 + z / 3.0 + z * z / 12.0, 2.0 * (np.expm1(safe) - safe) / safe**2)
+    with np.errstate(over="ignore", invalid="ignore"):
+        np.testing.assert_array_equal(phi(z.reshape(2, -1)), both.reshape(2, -1))
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0, 20, (50, 40)), rng.normal(0, 20, 40)
+    a[0, :6] = [np.inf, -np.inf, np.nan, np.inf, -np.inf, 3.0]
+    b[:6] = [np.inf, -np.inf, 1.0, 2.0, 5.0, -np.inf]
+    with np.errstate(invalid="ignore"):  # the NaN argument
+        want, got = np.logaddexp(a, b), _logaddexp(a, b)
+    np.testing.assert_array_equal(np.isfinite(got), np.isfinite(want))
+    assert np.array_equal(got[~np.isfinite(want)], want[~np.isfinite(want)], equal_nan=True)
+    fin = np.isfinite(want)
+    ulp = np.spacing(np.maximum(np.abs(np.maximum(a, b)), np.abs(want))[fin])
+    assert (np.abs(got[fin] - want[fin]) <= 2 * ulp).all()
+    x = np.concatenate([rng.normal(0, 30, 1000), [0.0, 800.0, -800.0, np.inf, -np.inf]])
+    want = -np.logaddexp(0.0, -x)
+    np.testing.assert_allclose(log_sigmoid(x), want, rtol=1e-15, atol=2e-16)
+    np.testing.assert_allclose(sigmoid(x), np.exp(want), rtol=1e-15, atol=0)
+    assert log_sigmoid(2.0) == pytest.approx(-np.log1p(np.exp(-2.0)), rel=1e-15)
+
+
+def test_run_draws_row_block_wise_are_those_of_the_whole_block(light_loss):
+    """Surface.run (the predictive's path: the random numbers first, the rest a few rows at a
+    time) makes exactly the draws of Surface.at, reported and sigmoid on the whole block."""
+    rng = np.random.default_rng(3)
+    n = 300  # several row blocks of 250 draws
+    N, D = np.exp(rng.uniform(18, 23, n)), np.exp(rng.uniform(21, 28, n))
+    log_lr, log_bs = rng.uniform(-9, -3, n), rng.uniform(15, 23, n)
+    hetero = handmade(250, noise={"nu": 30.0, "nu_far": 2.5}, sd_star=0.01)
+    for post in (light_loss, hetero):
+        surf = post.surface("dense")
+        at = surf.at(N, D, log_lr[:, None], log_bs[:, None])
+        loss, p = surf.run(N, D, log_lr, log_bs, surf.rng(7, 0))
+        np.testing.assert_array_equal(loss, surf.reported(at, surf.rng(7, 0)))
+        np.testing.assert_array_equal(p, sigmoid(at["logit"]))
+        np.testing.assert_array_equal(surf.run(N, D, log_lr, log_bs)[0], at["loc"])
 
 
 # --------------------------------------------------------------------------- the answers

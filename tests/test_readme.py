@@ -94,15 +94,7 @@ def test_the_use_section_runs(tmp_path):
     assert namespace["rec_16m"].cost > 0  # a fixed batch away from the optimum costs loss
 
 
-@pytest.mark.slow  # one NUTS fit pooled with the released data (~4 minutes)
-@pytest.mark.xfail(
-    reason="issue 20, open: pooled with the released data, this 4-setting one-at-a-time sweep "
-    "misses the convergence gate at default settings: the learned spreads between two labs form "
-    "a funnel (R-hat 1.03, 88 divergences); holding them at their prior scale converges (R-hat "
-    "1.008-1.010) but keeps a matching lab's intervals too wide for the calibration plan to beat "
-    "the naive sweep; the README says so",
-    strict=False,
-)
+@pytest.mark.slow  # one NUTS fit pooled with the released data (~4-6 minutes)
 def test_the_own_sweep_flow_runs_as_written_at_default_settings(tmp_path):
     user_sweep(tmp_path / "my_sweep.csv")
     namespace: dict = {}

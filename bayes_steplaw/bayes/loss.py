@@ -265,9 +265,9 @@ class LossPosterior(StepLawPosterior):
         log_lr, log_bs = np.log(pts.values["lr"]), np.log(pts.values["batch_tokens"])
 
         def generate(block: slice) -> dict:
-            at = surf.at(n[block], d[block], log_lr[block, None], log_bs[block, None])
-            loss = at["loc"] if kind == "mean" else surf.reported(at, surf.rng(7, block.start))
-            return {"loss": loss, "p_diverge": sigmoid(at["logit"])}
+            rng = None if kind == "mean" else surf.rng(7, block.start)
+            loss, p_diverge = surf.run(n[block], d[block], log_lr[block], log_bs[block], rng)
+            return {"loss": loss, "p_diverge": p_diverge}
 
         return Draws(
             pts, generate, ("loss",), kind, self.n_samples, probabilities=("p_diverge",),
