@@ -368,6 +368,11 @@ class LossModel(Model):
     # halves the cost of the first tuning windows, before the mass matrix is learnt
     sampler_defaults: ClassVar[dict] = {"draws": 700, "tune": 300, "target_accept": 0.95,
                                         "max_depth": 6}  # fmt: skip
+    # with another lab's deviations the posterior is slower to explore: a pooled 4-setting
+    # sweep (spreads held fixed) reached R-hat 1.008-1.010 and a tail ESS of 400-500 at
+    # 4 x 700 draws after 300 tuning steps; with learned spreads 1-2 divergences in 4,000 draws
+    # at target acceptance 0.95 (none at 0.98), and a tail ESS of 400-683 at 4 x 1,000 draws
+    pooled_sampler_defaults: ClassVar[dict] = {"tune": 500, "draws": 1300, "target_accept": 0.98}
 
     def __init__(
         self,
@@ -606,10 +611,12 @@ class LossModel(Model):
         # a lab's deviations start jittered too: at z = 0 the prior's gradient is 0, and so is
         # the runs' where the lab's settings share one N (a deviation of α moves nothing)
         jitter = ("z_setting", "z_lab") if "z_lab" in model.named_vars else ("z_setting",)
-        # with another lab's deviations the posterior is slower to explore: a pooled
-        # 4-setting sweep (spreads held fixed) reached R-hat 1.008-1.010 and a tail ESS of
-        # 400-500 at 4 x 700 draws after 300 tuning steps; more of both, and smaller steps
-        # (with learned spreads, 1-2 divergences in 4,000 draws at 0.95, none at 0.98)
-        more = {"tune": 500, "draws": 1000, "target_accept": 0.98} if tilt else {}
+        if "tilt_lab" in model.named_vars:
+            # the best-loss slopes' deviations (centred) start off 0 by a fifth of their prior
+            # scale, not jittered (a unit jitter is 20 of its sd): at 0 their gradient is 0 where
+            # the lab's settings share one (N, D), and nutpie refuses the start
+            shape = model["tilt_lab"].type.shape
+            start["tilt_lab"] = np.full(shape, LAB_PRIORS["star_N"][1] / 5)
+        more = self.pooled_sampler_defaults if tilt else {}
         return Built(model, design, extra | {"nutpie_kwargs": options}, options, jitter, start,
                      more)  # fmt: skip

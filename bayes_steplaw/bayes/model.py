@@ -97,6 +97,7 @@ class Model:
     kind: ClassVar[str | None] = None
     posterior_class: ClassVar[type[Posterior]]
     sampler_defaults: ClassVar[dict] = {}  # the model's own defaults (SamplerSettings)
+    pooled_sampler_defaults: ClassVar[dict] = {}  # over those, for runs of two or more labs
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -265,8 +265,9 @@ def fit_command(
     groups = tuple(group_col) if group_col else ("family", "variant")
     n_settings = table["setting"].nunique() + (33 if with_released else 0)
     try:  # sizes a posterior cannot hold are a usage error, before any work
+        cls = model_class(model)  # a pooled fit's own defaults: it holds two labs
         run = SamplerSettings(chains=chains, draws=draws).resolved(
-            model_class(model).sampler_defaults
+            cls.sampler_defaults | (cls.pooled_sampler_defaults if with_released else {})
         )
     except ValueError as exc:
         _fail(str(exc))
