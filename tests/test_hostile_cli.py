@@ -301,7 +301,9 @@ def test_unconverged_fit_does_not_replace_a_converged_posterior(tmp_path, sweep_
     out = tmp_path / "post.nc"
     bsl.load_default("optimum").save(out)  # converged
     before = hashlib.sha256(out.read_bytes()).hexdigest()
-    tiny = ["--chains", "2", "--draws", str(FAST["draws"] // 4), "--tune", "200", "--quiet"]
+    # the optimum model (the file it guards is one): its NUTS fit takes seconds, not a minute
+    tiny = ["--model", "optimum", "--chains", "2", "--draws", str(FAST["draws"] // 4), "--tune",
+            "200", "--quiet"]  # fmt: skip
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = invoke("fit", sweep_csv, "--out", out, *tiny)
