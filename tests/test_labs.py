@@ -92,3 +92,23 @@ def test_the_other_labs_interval_widens_with_the_distance_from_its_data(by_lab):
     width = [float(np.log(row["lr_upper"] / row["lr_lower"]))
              for row in (p.to_dataframe(0.9).iloc[0] for p in (near, far))]  # fmt: skip
     assert width[1] > 1.5 * width[0]
+
+
+@pytest.mark.slow
+def test_a_lab_with_one_setting_starts_sampling(released):
+    """A lab whose runs share one (N, D) gives its best-loss slopes' deviations no gradient at
+    0: nutpie refused every start ("All initialization points failed") until they started off
+    0 (found by benchmarks/bench_lab_transfer.py at k = 1). A short fit must start and record
+    the lab's deviations."""
+    user = pd.DataFrame({"family": "mine", "variant": "mine", "N": [1.5e8], "D": [3e9]})
+    mine, _ = bsl.simulate_sweeps(user, bsl.TrueLaw(), seed=1, seq_len=4096,
+                                  design="one-at-a-time")  # fmt: skip
+    one_n = released[released["N"] == released["N"].min()].reset_index(drop=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bsl.ConvergenceWarning)
+        post = bsl.fit(mine, with_released=True, released=one_n, chains=2, draws=20, tune=20,
+                       seed=0, progressbar=False)  # fmt: skip
+    labs = list(post.metadata["labs"])
+    assert labs == ["step-law", "user"]
+    dev = post.flat("dev_star_N_lab")[:, labs.index("user")]
+    assert np.isfinite(dev).all() and np.ptp(dev) > 0  # it moved from its start

@@ -465,9 +465,9 @@ class LossModel(Model):
                 # the exponents' deviations non-centred (a few small settings inform them about
                 # as much as the prior does); the best-loss slopes' centred: the losses pin them
                 # far more tightly than their spread, and non-centred they formed the funnel
-                z_lab = spread[:3] * pm.Normal("z_lab", 0.0, 1.0, shape=(len(labs) - 1, 3))
-                tilt_lab = pm.Normal("tilt_lab", 0.0, spread[3:], shape=(len(labs) - 1, k - 3))
-                dev = pt.concatenate([z_lab, tilt_lab], axis=1)
+                exponents = spread[:3] * pm.Normal("z_lab", 0.0, 1.0, shape=(len(labs) - 1, 3))
+                slopes = pm.Normal("tilt_lab", 0.0, spread[3:], shape=(len(labs) - 1, k - 3))
+                dev = pt.concatenate([exponents, slopes], axis=1)
                 dev = pt.concatenate([dev[:ref], pt.zeros((1, k)), dev[ref:]], axis=0)
                 for i, name in enumerate(LAB_EXPONENTS):
                     pm.Deterministic(f"sigma_lab_{name}", spread[i])
