@@ -615,8 +615,8 @@ class LossModel(Model):
             # the best-loss slopes' deviations (centred) start off 0 by a fifth of their prior
             # scale, not jittered (a unit jitter is 20 of its sd): at 0 their gradient is 0 where
             # the lab's settings share one (N, D), and nutpie refuses the start
-            shape = model["tilt_lab"].type.shape
-            start["tilt_lab"] = np.full(shape, LAB_PRIORS["star_N"][1] / 5)
+            scale = np.array([LAB_PRIORS[name][1] for name in LAB_EXPONENTS[3:]])
+            start["tilt_lab"] = np.broadcast_to(scale / 5, model["tilt_lab"].type.shape).copy()
         more = self.pooled_sampler_defaults if tilt else {}
         return Built(model, design, extra | {"nutpie_kwargs": options}, options, jitter, start,
                      more)  # fmt: skip
