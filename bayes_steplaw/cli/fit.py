@@ -264,10 +264,16 @@ def fit_command(
             warn(str(w.message))
     groups = tuple(group_col) if group_col else ("family", "variant")
     n_settings = table["setting"].nunique() + (33 if with_released else 0)
+    # a fit of two or more labs (the released runs pooled in, or a table's own lab column)
+    # samples with the model's pooled defaults: the check counts those draws
+    from ..bayes.loss_model import DEFAULT_LAB
+
+    labs = table["lab"].astype("string").fillna(DEFAULT_LAB) if "lab" in table else ()
+    pooled = with_released or len(set(labs)) >= 2
     try:  # sizes a posterior cannot hold are a usage error, before any work
-        cls = model_class(model)  # a pooled fit's own defaults: it holds two labs
+        cls = model_class(model)
         run = SamplerSettings(chains=chains, draws=draws).resolved(
-            cls.sampler_defaults | (cls.pooled_sampler_defaults if with_released else {})
+            cls.sampler_defaults | (cls.pooled_sampler_defaults if pooled else {})
         )
     except ValueError as exc:
         _fail(str(exc))
