@@ -112,3 +112,37 @@ def test_a_lab_with_one_setting_starts_sampling(released):
     assert labs == ["step-law", "user"]
     dev = post.flat("dev_star_N_lab")[:, labs.index("user")]
     assert np.isfinite(dev).all() and np.ptp(dev) > 0  # it moved from its start
+
+
+def test_the_planner_page_turns_the_other_labs_best_loss_as_python_does(by_lab, tmp_path):
+    """The page's L* and optimum for the other lab, far from its data, equal Python's on the
+    same draws: its lab's tilt of ln L* (``tilt_N``, ``tilt_D`` about its own centre) is
+    computed in the page's JavaScript, which the shipped one-lab posterior never exercises."""
+    from test_planner import CHROMIUM, Chromium, read_page, serve, site
+
+    if CHROMIUM is None:
+        pytest.skip("the planner page is tested in a real browser: chromium is not installed")
+    from bayes_steplaw.web import export_web, planner_posterior
+
+    file = planner_posterior(by_lab).save(tmp_path / "pooled.nc")
+    data = export_web(tmp_path / "planner.json", file, allow_unconverged=True)
+    post = bsl.load(file)
+    tilt = post.surface("lab-b", seed=0).coef["star"]
+    assert np.ptp(tilt["tilt_N"]) > 0 and np.ptp(tilt["tilt_D"]) > 0  # a tilt to apply
+    N, D = FAR  # 6e8, 3e11: as the page is asked below
+    star = bsl.best_loss(N, D, group="lab-b", posterior=post, allow_unconverged=True)
+    star = star.to_dataframe(0.9).iloc[0]
+    pred = post.predict(N, D, group="lab-b", allow_unconverged=True).to_dataframe(0.9).iloc[0]
+    browser = Chromium()
+    try:
+        with serve(site(tmp_path / "site", data)) as url:
+            state = browser.open(f"{url}/planner.html?N=6e8&D=3e11&group=lab-b")
+            page = read_page(browser)
+    finally:
+        browser.close()
+    assert state == "ready", page["errors"]
+    nums = page["numbers"]
+    for stat in ("median", "lower", "upper"):
+        for shown, want in ((f"out-loss_star_{stat}", star[f"loss_star_{stat}"]),
+                            (f"out-lr_{stat}", pred[f"lr_{stat}"])):  # fmt: skip
+            assert abs(nums[shown]["value"] / want - 1) <= 1e-6, (shown, nums[shown], want)
