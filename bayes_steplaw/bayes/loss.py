@@ -590,10 +590,10 @@ class LossPosterior(StepLawPosterior):
             lab_line += (
                 " Other labs are not pooled into this fit: pooled at default settings with "
                 "k = 1, 2 or 4 of their smallest settings, Marin's NAdamW sweeps "
-                "(`load_external`) missed the convergence gate (R-hat 1.02-1.08) and their "
-                "held-out best lrs stayed 1.9-2.6x above the medians, 57-82% inside the 90% "
-                "intervals (docs: few-shot transfer; benchmarks/bench_lab_transfer.py; "
-                "measured with the lab's spreads held at their prior scale)."
+                "(`load_external`) missed the convergence gate (R-hat 1.02-1.58, 8-50 "
+                "divergences) and their held-out best lrs stayed 1.9-2.4x above the medians, "
+                "64-82% inside the 90% intervals (docs: few-shot transfer; "
+                "benchmarks/bench_lab_transfer.py)."
             )
         sections = [
             "## Loss model",

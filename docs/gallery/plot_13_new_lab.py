@@ -12,10 +12,10 @@ gets its own offsets and its own deviations of the exponents and of the best los
 Each panel shows the lr of the best run a sweep finds (``kind="sweep"``): its median and 90%
 interval along N (at 40 tokens per parameter, 2x Chinchilla) and along D (at N = 5.4e8), for
 k = 0, 1, 2 and 4, against the lab's observed best runs on those lines (filled: used by the
-k = 4 fit). The numbers come from ``benchmarks/bench_lab_transfer.py`` (three pooled NUTS fits,
-about 10 minutes on two cores), stored in ``docs/gallery/data/lab_transfer.json``; this page
-reads them rather than refit at build time. They were measured during 0.3.0's development with
-the lab's spreads held at their prior scale; the released model learns them.
+k = 4 fit). The numbers come from ``benchmarks/bench_lab_transfer.py`` on the released code
+(three pooled NUTS fits at default settings, about 21 minutes on two cores; none passed the
+convergence gate), stored in ``docs/gallery/data/lab_transfer.json``; this page reads them
+rather than refit at build time.
 """
 
 import json
