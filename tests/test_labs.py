@@ -16,6 +16,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from test_planner import needs_chromium
 from test_simulation import SETTINGS as REFERENCE  # eight settings of the reference lab
 from test_simulation import SURFACE
 
@@ -114,14 +115,13 @@ def test_a_lab_with_one_setting_starts_sampling(released):
     assert np.isfinite(dev).all() and np.ptp(dev) > 0  # it moved from its start
 
 
+@needs_chromium
 def test_the_planner_page_turns_the_other_labs_best_loss_as_python_does(by_lab, tmp_path):
     """The page's L* and optimum for the other lab, far from its data, equal Python's on the
     same draws: its lab's tilt of ln L* (``tilt_N``, ``tilt_D`` about its own centre) is
     computed in the page's JavaScript, which the shipped one-lab posterior never exercises."""
-    from test_planner import CHROMIUM, Chromium, read_page, serve, site
+    from test_planner import Chromium, read_page, serve, site
 
-    if CHROMIUM is None:
-        pytest.skip("the planner page is tested in a real browser: chromium is not installed")
     from bayes_steplaw.web import export_web, planner_posterior
 
     file = planner_posterior(by_lab).save(tmp_path / "pooled.nc")

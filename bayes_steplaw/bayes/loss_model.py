@@ -289,7 +289,7 @@ def lab_centres(u, v, lab_index, n_labs: int) -> tuple[np.ndarray, np.ndarray]:
 def setting_labs(runs: pd.DataFrame, design: Design) -> tuple[list[str], np.ndarray]:
     """The labs (sorted) and each setting's lab index, from a ``lab`` column (default
     :data:`DEFAULT_LAB`)."""
-    lab = _lab_column(runs)
+    lab = lab_column(runs)
     per_setting = lab.groupby(runs["setting"]).first().reindex(design.settings)
     labs = sorted(set(per_setting))
     return labs, per_setting.map({name: i for i, name in enumerate(labs)}).to_numpy(int)
@@ -297,7 +297,7 @@ def setting_labs(runs: pd.DataFrame, design: Design) -> tuple[list[str], np.ndar
 
 def lab_of_family(runs: pd.DataFrame) -> dict[str, str]:
     """Each family's lab (a family belongs to one lab)."""
-    lab = _lab_column(runs)
+    lab = lab_column(runs)
     pairs = pd.DataFrame({"family": runs["family"].astype(str), "lab": lab}).drop_duplicates()
     clash = pairs["family"].duplicated(keep=False)
     if clash.any():
@@ -308,7 +308,8 @@ def lab_of_family(runs: pd.DataFrame) -> dict[str, str]:
     return dict(zip(pairs["family"], pairs["lab"]))
 
 
-def _lab_column(runs: pd.DataFrame) -> pd.Series:
+def lab_column(runs: pd.DataFrame) -> pd.Series:
+    """Each run's lab: its ``lab`` value, else :data:`DEFAULT_LAB`."""
     if "lab" not in runs:
         return pd.Series(DEFAULT_LAB, index=runs.index)
     return runs["lab"].astype("string").fillna(DEFAULT_LAB).astype(str)

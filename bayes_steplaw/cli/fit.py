@@ -266,10 +266,9 @@ def fit_command(
     n_settings = table["setting"].nunique() + (33 if with_released else 0)
     # a fit of two or more labs (the released runs pooled in, or a table's own lab column)
     # samples with the model's pooled defaults: the check counts those draws
-    from ..bayes.loss_model import DEFAULT_LAB
+    from ..bayes.loss_model import lab_column
 
-    labs = table["lab"].astype("string").fillna(DEFAULT_LAB) if "lab" in table else ()
-    pooled = with_released or len(set(labs)) >= 2
+    pooled = with_released or lab_column(table).nunique() >= 2
     try:  # sizes a posterior cannot hold are a usage error, before any work
         cls = model_class(model)
         run = SamplerSettings(chains=chains, draws=draws).resolved(
