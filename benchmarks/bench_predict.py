@@ -4,10 +4,12 @@ What it measures: :func:`bayes_steplaw.predict_loss` on 10,000 random runs (N, D
 of the shipped loss posterior (``models/loss.nc``; ``--posterior FILE`` for another), summarised
 to a table (``Draws.to_dataframe()``: median and 90% interval of the loss and P(diverge) of
 every run). The call only builds per-draw coefficients; the (run x draw) work is done, block
-by block, by the reduction, so the call and the table are timed separately. Goal: the table
-in at most 1 s.
+by block, by the reduction, so the call and the table are timed separately; the blocks are
+worked on :data:`bayes_steplaw.bayes.predictive.THREADS` threads (one per CPU). Goal: the
+table in at most 1 s.
 
-Baseline, in the same run and on the same draws: the naive route, every draw materialised at
+Baselines, in the same run and on the same draws: the same table in one thread (``THREADS =
+1``; the script checks the tables are identical), and the naive route, every draw materialised at
 once (``Draws.draws``, an xarray Dataset of runs x draws) and reduced with ``np.quantile`` and
 ``mean``; the script checks the two tables agree and prints the ratio. Also printed:
 :func:`bayes_steplaw.predict` (the optimum lr and batch, from the same posterior) for one
@@ -26,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 import bayes_steplaw as bsl
+from bayes_steplaw.bayes import predictive
 
 GOAL_S = 1.0
 PROB = 0.9
@@ -85,6 +88,14 @@ def main() -> None:
     table = predict_loss().to_dataframe(PROB)  # warms the per-variable caches
     call = best_of(predict_loss, repeat=max(repeat, 3))
     fast = best_of(lambda: predict_loss().to_dataframe(PROB), repeat=repeat)
+    threads = predictive.THREADS
+    predictive.THREADS = 1  # the same table, one block after another in this thread
+    try:
+        serial = best_of(lambda: predict_loss().to_dataframe(PROB), repeat=repeat)
+        serial_table = predict_loss().to_dataframe(PROB)
+    finally:
+        predictive.THREADS = threads
+    pd.testing.assert_frame_equal(serial_table, table)  # threads change no number
     start = time.perf_counter()
     reference = naive_table(predict_loss())
     naive = time.perf_counter() - start
@@ -105,7 +116,9 @@ def main() -> None:
     print(f"predict_loss on {n:,} runs ({cells / 1e6:.0f} M run x draw cells):")
     print(f"  call (deferred)                          {call * 1e3:9.1f} ms")
     print(f"  table, block-wise (to_dataframe)         {fast * 1e3:9.1f} ms "
-          f"({fast / cells * 1e9:.0f} ns per cell): {verdict}")  # fmt: skip
+          f"({fast / cells * 1e9:.0f} ns per cell, {threads} threads): {verdict}")  # fmt: skip
+    print(f"  baseline: the same, one thread           {serial * 1e3:9.1f} ms; "
+          f"{threads} threads are {serial / fast:.2f}x faster")  # fmt: skip
     print(f"  baseline: all draws materialised + numpy {naive * 1e3:9.1f} ms; "
           f"block-wise is {naive / fast:.2f}x faster")  # fmt: skip
     print("predict (the optimum's lr and batch, same posterior):")

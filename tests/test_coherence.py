@@ -13,7 +13,9 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
+import xarray as xr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -135,6 +137,34 @@ def test_a_new_groups_offsets_for_different_parameters_are_independent(light_los
     corr = np.corrcoef(offsets)
     off_diagonal = corr[~np.eye(len(corr), dtype=bool)]
     assert np.abs(off_diagonal).max() < 0.25
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_threads_change_no_number(light_loss, monkeypatch, threads):
+    """An answer's blocks of points are made on threads (``predictive.THREADS``): every block
+    draws from its own stream, so the summaries and the draws are those of one thread, in the
+    inputs' order (3 blocks of loss runs; 2 of simulated sweeps, whose draws are random)."""
+    from bayes_steplaw.bayes import predictive
+
+    rng = np.random.default_rng(5)
+    n = 2 * predictive.CHUNK + 7
+    N, D = np.exp(rng.uniform(np.log(1e8), np.log(3e9), n)), np.exp(rng.uniform(21, 26, n))
+    lr, bs = np.exp(rng.uniform(-9, -5, n)), 2048 * 2.0 ** rng.integers(5, 12, n)
+
+    def answers():
+        loss = light_loss.predict_loss(N, D, lr, bs, group="moe/1in8")
+        sweep = light_loss.predict(N[: predictive.CHUNK + 3], D[: predictive.CHUNK + 3],
+                                   kind="sweep")  # fmt: skip
+        return [loss.to_dataframe(), loss.draws, sweep.interval(0.8, method="hdi")]
+
+    monkeypatch.setattr(predictive, "THREADS", 1)
+    serial = answers()
+    monkeypatch.setattr(predictive, "THREADS", threads)
+    threaded = answers()
+    pd.testing.assert_frame_equal(threaded[0], serial[0])
+    for one, other in zip(threaded[1:], serial[1:]):
+        xr.testing.assert_identical(one, other)
+    assert serial[0]["loss_median"].nunique() == n  # the rows differ: an order to keep
 
 
 @pytest.mark.slow  # two CLI processes (~3 s each)

@@ -4,7 +4,8 @@ An answer of the package (the optimum, the best run a sweep finds, the loss of a
 loss, ...) is a :class:`Draws`: named quantities, each with one draw per posterior sample at
 every point of the inputs broadcast together. The draws are made block by block from per-sample
 coefficients, so an answer costs O(points + samples) until it is summarised, and a summary of
-many points needs one block of memory at a time. Every answer is summarised the same way:
+many points needs a few blocks of memory at a time (the blocks are worked on one thread per
+CPU, :data:`THREADS`, with the numbers of one thread). Every answer is summarised the same way:
 
 * :meth:`Draws.median`, :meth:`Draws.mean`, :meth:`Draws.quantile` and
   :meth:`Draws.interval` (``method="eti"``, equal-tailed, or ``"hdi"``, the narrowest on the
@@ -23,7 +24,10 @@ numpy's rules and get dimensions ``point`` (one axis) or ``dim_0``, ``dim_1``, .
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+import os
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +38,9 @@ from .._validate import DEFAULT_PROB, MAX_BROADCAST, check_choice, check_prob, p
 
 CHUNK = 256
 """Points per block when draws are made and reduced."""
+THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+"""Threads that make and reduce the blocks of an answer of two or more blocks (default: the
+CPUs this process may use; 1: one block after another in the calling thread)."""
 METHODS = ("eti", "hdi")
 
 ABOUT = {
@@ -251,22 +258,51 @@ class Draws:
             f"posterior median and {prob:.0%} interval of {ABOUT.get(self.kind, self.kind)}{group}"
         )
 
-    def _blocks(self):
-        for start in range(0, self.points.size, CHUNK):
-            block = slice(start, min(start + CHUNK, self.points.size))
-            yield block, self._generate(block)
+    def _map(self, func: Callable[[dict], Any]) -> Iterator[Any]:
+        """``func`` of each block's draws, in the blocks' order.
+
+        The blocks are independent (each draws from its own random stream), so with two or
+        more of them they are worked on :data:`THREADS` threads: numpy lets go of the
+        interpreter in its loops and random draws, and the numbers are the same as in one
+        thread. At most one block per thread more than the threads are held at once.
+        """
+        size = self.points.size
+        blocks = [slice(s, min(s + CHUNK, size)) for s in range(0, size, CHUNK)]
+
+        def work(block: slice):
+            return func(self._generate(block))
+
+        threads = min(THREADS or 1, len(blocks))
+        if threads < 2:
+            yield from map(work, blocks)
+            return
+        with ThreadPoolExecutor(threads) as pool:
+            pending: deque = deque()
+            for block in blocks:
+                pending.append(pool.submit(work, block))
+                if len(pending) > threads:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
 
     def _reduce(self, summarise: Callable[[np.ndarray], dict[str, np.ndarray]]) -> dict:
         """``summarise`` (sorted draws (points, samples) -> {statistic: per-point values}) of
         each quantity and the mean of each probability, block-wise; returns
         {(name, statistic): flat array}, derived quantities scaled."""
-        parts: dict[tuple[str, str], list[np.ndarray]] = {}
-        for _, out in self._blocks():
+
+        def reduce(out: dict) -> dict:
+            found = {}
             for q in self.quantities:
                 for stat, values in summarise(np.sort(out[q], axis=1)).items():
-                    parts.setdefault((q, stat), []).append(values)
+                    found[(q, stat)] = values
             for p in self.probabilities:
-                parts.setdefault((p, "mean"), []).append(out[p].mean(axis=1))
+                found[(p, "mean")] = out[p].mean(axis=1)
+            return found
+
+        parts: dict[tuple[str, str], list[np.ndarray]] = {}
+        for found in self._map(reduce):
+            for key, values in found.items():
+                parts.setdefault(key, []).append(values)
         found = {key: np.concatenate(v) for key, v in parts.items()}
         for d, (src, factor) in self.derived.items():
             for (name, stat), values in list(found.items()):
@@ -352,7 +388,7 @@ class Draws:
         import xarray as xr
 
         chunks: dict[str, list] = {q: [] for q in (*self.quantities, *self.probabilities)}
-        for _, out in self._blocks():
+        for out in self._map(lambda out: out):
             for q in chunks:
                 chunks[q].append(out[q])
         dims = (*self.points.dims, "sample")
