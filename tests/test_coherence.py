@@ -143,18 +143,18 @@ def test_a_new_groups_offsets_for_different_parameters_are_independent(light_los
 def test_threads_change_no_number(light_loss, monkeypatch, threads):
     """An answer's blocks of points are made on threads (``predictive.THREADS``): every block
     draws from its own stream, so the summaries and the draws are those of one thread, in the
-    inputs' order (3 blocks of loss runs; 2 of simulated sweeps, whose draws are random)."""
+    inputs' order (blocks of 16 points here: 3 of loss runs, 2 of simulated sweeps)."""
     from bayes_steplaw.bayes import predictive
 
+    monkeypatch.setattr(predictive, "CHUNK", 16)
     rng = np.random.default_rng(5)
-    n = 2 * predictive.CHUNK + 7
+    n = 39
     N, D = np.exp(rng.uniform(np.log(1e8), np.log(3e9), n)), np.exp(rng.uniform(21, 26, n))
     lr, bs = np.exp(rng.uniform(-9, -5, n)), 2048 * 2.0 ** rng.integers(5, 12, n)
 
     def answers():
         loss = light_loss.predict_loss(N, D, lr, bs, group="moe/1in8")
-        sweep = light_loss.predict(N[: predictive.CHUNK + 3], D[: predictive.CHUNK + 3],
-                                   kind="sweep")  # fmt: skip
+        sweep = light_loss.predict(N[:19], D[:19], kind="sweep")
         return [loss.to_dataframe(), loss.draws, sweep.interval(0.8, method="hdi")]
 
     monkeypatch.setattr(predictive, "THREADS", 1)
