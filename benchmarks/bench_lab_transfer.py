@@ -4,7 +4,7 @@ What it measures: how well the default model predicts another lab's best learnin
 batch sizes from k of that lab's smallest settings (by compute 6ND), pooled with the released
 sweeps as ``bsl.fit(table, with_released=True)`` pools a user's table: the lab becomes the
 group ``user:marin-nadamw`` of its own lab, with its own offsets and its own deviations of the
-exponents and of the best loss's slopes (:data:`bayes_steplaw.bayes.loss_model.LAB_EXPONENTS`).
+exponents and of the best loss's slopes (:data:`bayes_steplaw.bayes.labs.LAB_EXPONENTS`).
 k = 0 answers from the shipped posterior for a never-seen lab (group ``new``).
 
 For every held-out setting of the lab: whether the 90% interval of ``kind="sweep"`` (the best

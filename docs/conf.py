@@ -223,8 +223,8 @@ def _prior_table(priors: dict, title: str) -> str:
 
 
 def _priors() -> str:
+    from bayes_steplaw.bayes.labs import LAB_PRIORS
     from bayes_steplaw.bayes.law import PRIORS
-    from bayes_steplaw.bayes.loss_model import LAB_PRIORS
     from bayes_steplaw.bayes.surface import LOSS_PRIORS
 
     return (

@@ -26,6 +26,15 @@ import pandas as pd
 
 from .._validate import check_choice
 from .design import DEFAULT_GROUPS, Design, build_design, level_dims
+from .labs import (
+    DEFAULT_LAB,
+    LAB_EXPONENTS,
+    LAB_PRIORS,
+    lab_centres,
+    lab_of_family,
+    lab_spans,
+    setting_labs,
+)
 from .law import PRIORS
 from .loss import LossPosterior
 from .model import Built, Model
@@ -261,60 +270,6 @@ def _start(design: Design, origin: np.ndarray, form: str) -> dict[str, np.ndarra
     return start
 
 
-LAB_EXPONENTS = ("alpha", "beta", "gamma", "star_N", "star_D")
-"""What may differ between labs: the exponents of the lr and batch laws (α, β, γ) and the
-log-slopes of the best loss in ln N and ln D (``star_N``, ``star_D``: another lab's data and
-tokenizer give another loss law, not only another loss level)."""
-LAB_PRIORS = {name: ("HalfNormal", 0.2) for name in LAB_EXPONENTS[:3]} | {
-    name: ("HalfNormal", 0.05) for name in LAB_EXPONENTS[3:]
-}
-"""Prior of the spread of each between labs. Exponents: HalfNormal(0.2). Published setups
-disagree on β by about 0.4 (the Step Law's +0.25 to +0.31 against Marin NAdamW's -0.15) and
-on γ by about 0.25: a spread of 0.2 holds those at one to two sd. A new lab's exponent then
-varies by about ±0.2, which at one decade of N from the data's centre (2.3 ln units) is ×1.6
-in lr per sd. Best-loss slopes: HalfNormal(0.05); the released sweeps' ln L* falls by about
-0.04-0.08 per ln unit of N or D, and a lab whose slopes differed by more than that would be
-measuring another quantity."""
-DEFAULT_LAB = "step-law"
-"""The lab of runs whose table has no ``lab`` column (the released sweeps')."""
-
-
-def lab_centres(u, v, lab_index, n_labs: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean centred ln N and ln D of each lab's settings: where its deviations turn its laws."""
-    counts = np.bincount(lab_index, minlength=n_labs)
-    return (np.bincount(lab_index, u, n_labs) / np.maximum(counts, 1),
-            np.bincount(lab_index, v, n_labs) / np.maximum(counts, 1))  # fmt: skip
-
-
-def setting_labs(runs: pd.DataFrame, design: Design) -> tuple[list[str], np.ndarray]:
-    """The labs (sorted) and each setting's lab index, from a ``lab`` column (default
-    :data:`DEFAULT_LAB`)."""
-    lab = lab_column(runs)
-    per_setting = lab.groupby(runs["setting"]).first().reindex(design.settings)
-    labs = sorted(set(per_setting))
-    return labs, per_setting.map({name: i for i, name in enumerate(labs)}).to_numpy(int)
-
-
-def lab_of_family(runs: pd.DataFrame) -> dict[str, str]:
-    """Each family's lab (a family belongs to one lab)."""
-    lab = lab_column(runs)
-    pairs = pd.DataFrame({"family": runs["family"].astype(str), "lab": lab}).drop_duplicates()
-    clash = pairs["family"].duplicated(keep=False)
-    if clash.any():
-        raise ValueError(
-            f"a family belongs to one lab; {sorted(set(pairs.loc[clash, 'family']))} appear "
-            "under several values of the lab column"
-        )
-    return dict(zip(pairs["family"], pairs["lab"]))
-
-
-def lab_column(runs: pd.DataFrame) -> pd.Series:
-    """Each run's lab: its ``lab`` value, else :data:`DEFAULT_LAB`."""
-    if "lab" not in runs:
-        return pd.Series(DEFAULT_LAB, index=runs.index)
-    return runs["lab"].astype("string").fillna(DEFAULT_LAB).astype(str)
-
-
 def _box(design: Design) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per setting and axis (ln lr, ln B): the lowest and highest value of its runs, and
     whether the sweep brackets its optimum there (at least three distinct values)."""
@@ -464,10 +419,19 @@ class LossModel(Model):
                 ref = labs.index(DEFAULT_LAB) if DEFAULT_LAB in labs else 0
                 k = len(LAB_EXPONENTS)
                 # the exponents' deviations non-centred (a few small settings inform them about
-                # as much as the prior does); the best-loss slopes' centred: the losses pin them
-                # far more tightly than their spread, and non-centred they formed the funnel
+                # as much as the prior does); the best-loss slopes' centred where the lab's
+                # settings (those that weigh) hold two or more values of ln N (of ln D): the
+                # losses pin them far more tightly than their spread, and non-centred they
+                # formed the funnel. Where they hold one, nothing pins the slope (it is the
+                # lab's level): centred, it and its spread formed the funnel (a held-out MoE
+                # variant from one setting, R-hat 1.72), so it is non-centred there. Which is
+                # which is worked out from the weights, so one graph serves every fold
                 exponents = spread[:3] * pm.Normal("z_lab", 0.0, 1.0, shape=(len(labs) - 1, 3))
-                slopes = pm.Normal("tilt_lab", 0.0, spread[3:], shape=(len(labs) - 1, k - 3))
+                others = [i for i in range(len(labs)) if i != ref]
+                pinned = lab_spans(u, v, lab_index, len(labs), setting_w)[others]
+                raw = pm.Normal("tilt_lab", 0.0, pt.switch(pinned, spread[3:], 1.0),
+                                shape=(len(labs) - 1, k - 3))  # fmt: skip
+                slopes = pt.switch(pinned, raw, spread[3:] * raw)
                 dev = pt.concatenate([exponents, slopes], axis=1)
                 dev = pt.concatenate([dev[:ref], pt.zeros((1, k)), dev[ref:]], axis=0)
                 for i, name in enumerate(LAB_EXPONENTS):
@@ -619,5 +583,6 @@ class LossModel(Model):
             scale = np.array([LAB_PRIORS[name][1] for name in LAB_EXPONENTS[3:]])
             start["tilt_lab"] = np.broadcast_to(scale / 5, model["tilt_lab"].type.shape).copy()
         more = self.pooled_sampler_defaults if tilt else {}
+
         return Built(model, design, extra | {"nutpie_kwargs": options}, options, jitter, start,
                      more)  # fmt: skip

@@ -266,7 +266,7 @@ def fit_command(
     n_settings = table["setting"].nunique() + (33 if with_released else 0)
     # a fit of two or more labs (the released runs pooled in, or a table's own lab column)
     # samples with the model's pooled defaults: the check counts those draws
-    from ..bayes.loss_model import lab_column
+    from ..bayes.labs import lab_column
 
     pooled = with_released or lab_column(table).nunique() >= 2
     try:  # sizes a posterior cannot hold are a usage error, before any work
