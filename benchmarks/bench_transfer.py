@@ -81,7 +81,7 @@ def score(post, setting: pd.DataFrame, group: str, k: int, variant: str, label: 
     }
 
 
-def run(draws: int, seed: int) -> tuple[pd.DataFrame, dict]:
+def run(draws: int, seed: int, ks: tuple[int, ...] = (0, 1, 2, 3, 4)) -> tuple[pd.DataFrame, dict]:
     released = bsl.load_sweeps("all")
     moe = released[released["family"] == "moe"]
     settings = {"chains": 2, "draws": draws, "tune": draws, "seed": seed, "progressbar": False}
@@ -108,43 +108,46 @@ def run(draws: int, seed: int) -> tuple[pd.DataFrame, dict]:
                  "relative_loss": nearest_run_loss(s, p["lr"], p["batch_tokens"])}
             )  # fmt: skip
         # k = 0: the released data without the variant; the variant is a never-seen group
-        start = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            post0 = bsl.fit(base, groups=GROUPS, **settings)
-        fits.append({"variant": variant, "k": 0, "seconds": time.perf_counter() - start,
-                     "max_r_hat": post0.diagnostics["max_r_hat"]})  # fmt: skip
-        for sid in order:
-            s = held[held["setting"] == sid]
-            rows.append(score(post0, s, "new", 0, variant, "0: new family"))
-            rows.append(score(post0, s, "moe/new", 0, variant, "0: moe/new"))
-        # k >= 1: the variant pooled as the user's own family, compiled once
-        user = held.assign(arch=variant)
-        pooled = bsl.pool_with_released(user, ("arch",), released=base)
-        group = bsl.USER_PREFIX + variant
-        start = time.perf_counter()
-        prepared = bsl.LossModel(GROUPS).prepare(pooled, weighted=True)
-        compile_s = time.perf_counter() - start
-        runs = prepared.built.design.runs
-        mine = pooled.loc[pooled["source"] == "user", "setting"]
-        user_setting = dict(zip(user["setting"], mine))
-        for k in (1, 2, 3, 4):
-            seen = {user_setting[sid] for sid in order[:k]}
-            is_user = runs["source"].to_numpy() == "user"
-            weights = np.where(is_user & ~runs["setting"].isin(seen).to_numpy(), 0.0, 1.0)
+        if 0 in ks:
             start = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                post = prepared.fit(weights, **settings)
-            seconds = time.perf_counter() - start + (compile_s if k == 1 else 0)
-            fits.append(
-                {"variant": variant, "k": k, "max_r_hat": post.diagnostics["max_r_hat"],
-                 "seconds": seconds}
-            )  # fmt: skip
-            targets = order[k:] if k < 4 else order[-1:]
-            label = f"{k}: user group" if k < 4 else "4: in sample"
-            for sid in targets:
-                rows.append(score(post, held[held["setting"] == sid], group, k, variant, label))
+                post0 = bsl.fit(base, groups=GROUPS, **settings)
+            fits.append({"variant": variant, "k": 0, "seconds": time.perf_counter() - start,
+                         "max_r_hat": post0.diagnostics["max_r_hat"]})  # fmt: skip
+            for sid in order:
+                s = held[held["setting"] == sid]
+                rows.append(score(post0, s, "new", 0, variant, "0: new family"))
+                rows.append(score(post0, s, "moe/new", 0, variant, "0: moe/new"))
+        seen_k = [kk for kk in ks if kk >= 1]
+        if seen_k:
+            # k >= 1: the variant pooled as the user's own family, compiled once
+            user = held.assign(arch=variant)
+            pooled = bsl.pool_with_released(user, ("arch",), released=base)
+            group = bsl.USER_PREFIX + variant
+            start = time.perf_counter()
+            prepared = bsl.LossModel(GROUPS).prepare(pooled, weighted=True)
+            compile_s = time.perf_counter() - start
+            runs = prepared.built.design.runs
+            mine = pooled.loc[pooled["source"] == "user", "setting"]
+            user_setting = dict(zip(user["setting"], mine))
+            for k in seen_k:
+                seen = {user_setting[sid] for sid in order[:k]}
+                is_user = runs["source"].to_numpy() == "user"
+                weights = np.where(is_user & ~runs["setting"].isin(seen).to_numpy(), 0.0, 1.0)
+                start = time.perf_counter()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    post = prepared.fit(weights, **settings)
+                seconds = time.perf_counter() - start + (compile_s if k == seen_k[0] else 0)
+                fits.append(
+                    {"variant": variant, "k": k, "max_r_hat": post.diagnostics["max_r_hat"],
+                     "seconds": seconds}
+                )  # fmt: skip
+                targets = order[k:] if k < 4 else order[-1:]
+                label = f"{k}: user group" if k < 4 else "4: in sample"
+                for sid in targets:
+                    rows.append(score(post, held[held["setting"] == sid], group, k, variant, label))
         print(
             f"{variant}: done ({sum(f['seconds'] for f in fits if f['variant'] == variant):.0f} s)"
         )
@@ -172,10 +175,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--draws", type=int, default=500, help="draws (and tune) per chain")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--k", default="0,1,2,3,4", help="settings seen, comma-separated (0 to 4; default all)"
+    )
     parser.add_argument("--out", type=Path, default=Path("docs/gallery/data/transfer.json"))
     args = parser.parse_args()
     start = time.perf_counter()
-    rows, extra = run(args.draws, args.seed)
+    ks = tuple(sorted({int(v) for v in args.k.split(",")}))
+    rows, extra = run(args.draws, args.seed, ks)
     table = summarise(rows)
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
