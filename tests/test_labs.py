@@ -34,9 +34,10 @@ FIT = dict(chains=2, draws=300, tune=300, progressbar=False, seed=3)
 FAR = (6e8, 3e11)  # ten times the other lab's largest D
 
 
-def sweeps() -> pd.DataFrame:
+def sweeps(settings: pd.DataFrame = OTHER) -> pd.DataFrame:
+    """The reference lab's sweeps and the second lab's at ``settings``."""
     ref, _ = bsl.simulate_sweeps(REFERENCE, LAW, SURFACE, seed=5)
-    other, _ = bsl.simulate_sweeps(OTHER, LAW_B, SURFACE, seed=6)
+    other, _ = bsl.simulate_sweeps(settings, LAW_B, SURFACE, seed=6)
     return pd.concat([ref.assign(lab="step-law"), other.assign(lab="lab-b")], ignore_index=True)
 
 
@@ -155,12 +156,9 @@ def test_a_lab_with_one_setting_mixes():
     one setting: R-hat 1.72 and 11 divergences at 2 x 500 draws; 1.015 and none with them
     non-centred there). Here, in this file's short fits, their R-hat was 1.23-1.54 centred and
     is 1.00-1.01 non-centred."""
-    ref, _ = bsl.simulate_sweeps(REFERENCE, LAW, SURFACE, seed=5)
-    other, _ = bsl.simulate_sweeps(OTHER.iloc[[0]], LAW_B, SURFACE, seed=6)
-    table = pd.concat([ref.assign(lab="step-law"), other.assign(lab="lab-b")], ignore_index=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bsl.ConvergenceWarning)
-        post = bsl.LossModel().fit(table, **FIT)
+        post = bsl.LossModel().fit(sweeps(OTHER.iloc[[0]]), **FIT)
     per_var = post.diagnostics["variables"]
     slopes = ("dev_star_N_lab", "dev_star_D_lab", "sigma_lab_star_N", "sigma_lab_star_D")
     r_hat = {name: round(per_var[name]["r_hat"], 3) for name in slopes}

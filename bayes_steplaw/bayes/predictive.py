@@ -264,7 +264,7 @@ class Draws:
         The blocks are independent (each draws from its own random stream), so with two or
         more of them they are worked on :data:`THREADS` threads: numpy lets go of the
         interpreter in its loops and random draws, and the numbers are the same as in one
-        thread. At most one block per thread more than the threads are held at once.
+        thread. At most one block more than there are threads is held at once.
         """
         size = self.points.size
         blocks = [slice(s, min(s + CHUNK, size)) for s in range(0, size, CHUNK)]

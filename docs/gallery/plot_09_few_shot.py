@@ -13,9 +13,10 @@ The numbers come from ``benchmarks/bench_transfer.py`` (20 NUTS fits, about 15 m
 cores), stored in ``docs/gallery/data/transfer.json``; this page reads them rather than refit
 at build time. The stored run is 0.2's, when the fit was the optimum model; the loss model of
 0.3 was run for k = 0 and 1 only (the few-shot workflow's table: k = 1 narrows the lr interval
-from a factor of 6.7 to 3.1, every held-out best run inside). Intervals are 90% intervals of ``kind="sweep"``, the best run a grid sweep will
-find, scored against each held-out setting's observed best run; the relative loss is the
-paper's metric: the relative loss of the grid run nearest to the posterior median.
+from a factor of 6.7 to 3.1, every held-out best run inside). Intervals are 90% intervals of
+``kind="sweep"``, the best run a grid sweep will find, scored against each held-out setting's
+observed best run; the relative loss is the paper's metric: the relative loss of the grid run
+nearest to the posterior median.
 """
 
 import json

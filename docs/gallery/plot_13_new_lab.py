@@ -78,5 +78,6 @@ pd.DataFrame(results["summary"]).round(3)
 # a second model size only 2.25 times larger, on a grid of steps of 2 with a few runs per
 # setting, which does not overcome the prior: the median still falls as the Step Law's and
 # misses 6 of the 14 remaining best lrs. The batch, whose law has no N term, is covered from
-# k = 1 (16 of 17 settings at k = 1, every one after). Until your own sweeps span more than one model size by a wide margin, treat the
-# N-scaling of another setup's answers as the Step Law's assumption, not a measurement.
+# k = 1 (16 of 17 settings at k = 1, every one after). Until your own sweeps span more than
+# one model size by a wide margin, treat the N-scaling of another setup's answers as the Step
+# Law's assumption, not a measurement.
