@@ -583,6 +583,5 @@ class LossModel(Model):
             scale = np.array([LAB_PRIORS[name][1] for name in LAB_EXPONENTS[3:]])
             start["tilt_lab"] = np.broadcast_to(scale / 5, model["tilt_lab"].type.shape).copy()
         more = self.pooled_sampler_defaults if tilt else {}
-
         return Built(model, design, extra | {"nutpie_kwargs": options}, options, jitter, start,
                      more)  # fmt: skip
