@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 import bayes_steplaw as bsl
+from bayes_steplaw.bayes.surface import mark_diverged
 
 PROB = 0.9
 LAB = "marin-nadamw"
@@ -48,9 +49,14 @@ ALONG_D = np.geomspace(5e9, 5e11, 21)  # at N = 5.369e8
 N_FIXED = 5.368709e8
 
 
+def alive(table: pd.DataFrame) -> pd.DataFrame:
+    """The runs that did not diverge (the loss model's rule: above 1.5x the setting's lowest)."""
+    return table[~mark_diverged(table)["diverged"].to_numpy()]
+
+
 def best_runs(table: pd.DataFrame) -> pd.DataFrame:
-    """Each setting's best run (diverged runs, above 1.5x the setting's lowest loss, out)."""
-    ok = table[table["loss"] < 1.5 * table.groupby("setting")["loss"].transform("min")]
+    """Each setting's best run (diverged runs out)."""
+    ok = alive(table)
     best = ok.loc[ok.groupby("setting")["loss"].idxmin()]
     return best.assign(compute=6 * best["N"] * best["D"]).sort_values(["compute", "setting"])
 
@@ -65,7 +71,7 @@ def bracketed(table: pd.DataFrame, best: pd.DataFrame, column: str) -> np.ndarra
 def run_scores(post, runs: pd.DataFrame, group: str) -> dict:
     """Held-out runs (diverged ones out): 90% coverage and median relative error of the loss
     (``predict_loss``); the share of same-setting, same-batch lr pairs ordered as observed."""
-    ok = runs[runs["loss"] < 1.5 * runs.groupby("setting")["loss"].transform("min")]
+    ok = alive(runs)
     pred = post.predict_loss(ok["N"].to_numpy(), ok["D"].to_numpy(), ok["lr"].to_numpy(),
                              ok["batch_tokens"].to_numpy(), group=group,
                              allow_unconverged=True).to_dataframe(PROB)  # fmt: skip
