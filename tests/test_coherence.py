@@ -143,7 +143,8 @@ def test_a_new_groups_offsets_for_different_parameters_are_independent(light_los
 def test_threads_change_no_number(light_loss, monkeypatch, threads):
     """An answer's blocks of points are made on threads (``predictive.THREADS``): every block
     draws from its own stream, so the summaries and the draws are those of one thread, in the
-    inputs' order (blocks of 16 points here: 3 of loss runs, 2 of simulated sweeps)."""
+    inputs' order (blocks of 16 points here: 3 of loss runs, 2 of simulated sweeps); so are
+    the plateau probabilities (both events) and the log densities of runs."""
     from bayes_steplaw.bayes import predictive
 
     monkeypatch.setattr(predictive, "CHUNK", 16)
@@ -155,16 +156,24 @@ def test_threads_change_no_number(light_loss, monkeypatch, threads):
     def answers():
         loss = light_loss.predict_loss(N, D, lr, bs, group="moe/1in8")
         sweep = light_loss.predict(N[:19], D[:19], kind="sweep")
-        return [loss.to_dataframe(), loss.draws, sweep.interval(0.8, method="hdi")]
+        plateau = [light_loss.plateau_probability(N[:19], D[:19], lr[:19], bs[:19],
+                                                  group="moe/1in8", reference=ref)
+                   for ref in ("optimum", "sweep")]  # fmt: skip
+        density = light_loss.loss_log_density(3e8, 1e10, lr, bs, np.linspace(2.4, 3.0, n))
+        return [loss.to_dataframe(), density, loss.draws, sweep.interval(0.8, method="hdi"),
+                *plateau]  # fmt: skip
 
     monkeypatch.setattr(predictive, "THREADS", 1)
     serial = answers()
     monkeypatch.setattr(predictive, "THREADS", threads)
     threaded = answers()
     pd.testing.assert_frame_equal(threaded[0], serial[0])
-    for one, other in zip(threaded[1:], serial[1:]):
+    np.testing.assert_array_equal(threaded[1], serial[1])
+    for one, other in zip(threaded[2:], serial[2:]):
         xr.testing.assert_identical(one, other)
     assert serial[0]["loss_median"].nunique() == n  # the rows differ: an order to keep
+    assert np.unique(serial[1]).size == n
+    assert serial[-2].std() > 0.01 and serial[-1].std() > 0.01
 
 
 @pytest.mark.slow  # two CLI processes (~3 s each)

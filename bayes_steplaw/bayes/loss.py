@@ -37,7 +37,7 @@ from .answers import (
 from .design import Design, build_design
 from .law import KINDS as LAW_KINDS
 from .law import StepLawPosterior, extrapolation
-from .predictive import CHUNK, Draws, points
+from .predictive import Draws, map_blocks, points
 from .surface import (
     LOSS_PRIORS,
     best_loss,
@@ -427,20 +427,20 @@ class LossPosterior(StepLawPosterior):
         pts = points({"N": N, "D": D, "lr": lr, "batch_tokens": batch_tokens})
         surf = self.surface(group, seed=seed)
         v = pts.values
-        out = np.empty(pts.size)
-        for start in range(0, pts.size, CHUNK):
-            sl = slice(start, min(start + CHUNK, pts.size))
+
+        def block(sl: slice) -> np.ndarray:
             at = surf.at(v["N"][sl], v["D"][sl], np.log(v["lr"][sl])[:, None],
                          np.log(v["batch_tokens"][sl])[:, None])  # fmt: skip
             p_alive = 1 - sigmoid(at["logit"])
             if reference == "optimum":
-                out[sl] = np.mean(p_alive * (at["q"] <= tol), axis=1)
-            else:
-                rng = surf.rng(9, start)
-                best = sweep_best(surf, v["N"][sl], v["D"][sl], grid, start)["loss"]
-                loss = surf.reported(at, rng)
-                alive = rng.random(loss.shape) < p_alive
-                out[sl] = np.mean(alive & (loss <= (1 + tol) * best), axis=1)
+                return np.mean(p_alive * (at["q"] <= tol), axis=1)
+            rng = surf.rng(9, sl.start)
+            best = sweep_best(surf, v["N"][sl], v["D"][sl], grid, sl.start)["loss"]
+            loss = surf.reported(at, rng)
+            alive = rng.random(loss.shape) < p_alive
+            return np.mean(alive & (loss <= (1 + tol) * best), axis=1)
+
+        out = np.concatenate([np.empty(0), *map_blocks(pts.size, block)])
         result = pts.unflat(out).rename("plateau_probability")
         result.attrs = {"reference": reference, "tol": tol, "group": group,
                         "about": PLATEAU_ABOUT[reference].format(tol=tol)}  # fmt: skip
@@ -473,14 +473,15 @@ class LossPosterior(StepLawPosterior):
         pts = points({"lr": lr, "batch_tokens": batch_tokens})
         loss = np.broadcast_to(np.asarray(loss, dtype=float), pts.shape).ravel()
         surf = self.surface(group, seed=seed)
-        out = np.empty(pts.size)
-        for start in range(0, pts.size, CHUNK):
-            sl = slice(start, min(start + CHUNK, pts.size))
+
+        def block(sl: slice) -> np.ndarray:
             n = sl.stop - sl.start
             at = surf.at(np.full(n, N), np.full(n, D), np.log(pts.values["lr"][sl])[:, None],
                          np.log(pts.values["batch_tokens"][sl])[:, None])  # fmt: skip
             lp = run_logpdf(loss[sl, None], at["loc"], at["scale"], at["q"], surf.noise)
-            out[sl] = np.logaddexp.reduce(lp, axis=1) - np.log(self.n_samples)
+            return np.logaddexp.reduce(lp, axis=1) - np.log(self.n_samples)
+
+        out = np.concatenate([np.empty(0), *map_blocks(pts.size, block)])
         return out.reshape(pts.shape)[()]
 
     def sweep_best(

@@ -99,6 +99,29 @@ def hdi_bounds(ordered: np.ndarray, prob: float) -> tuple[np.ndarray, np.ndarray
 # --------------------------------------------------------------------------- inputs
 
 
+def map_blocks(size: int, func: Callable[[slice], Any]) -> Iterator[Any]:
+    """``func`` of each block of :data:`CHUNK` points of ``size``, in the blocks' order.
+
+    The blocks must be independent (each draws from its own random stream), so that with two
+    or more of them they are worked on :data:`THREADS` threads with the numbers of one
+    thread: numpy lets go of the interpreter in its loops and random draws. At most one block
+    more than there are threads is held at once.
+    """
+    blocks = [slice(s, min(s + CHUNK, size)) for s in range(0, size, CHUNK)]
+    threads = min(THREADS or 1, len(blocks))
+    if threads < 2:
+        yield from map(func, blocks)
+        return
+    with ThreadPoolExecutor(threads) as pool:
+        pending: deque = deque()
+        for block in blocks:
+            pending.append(pool.submit(func, block))
+            if len(pending) > threads:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
 @dataclass(frozen=True)
 class Points:
     """Inputs broadcast together, flattened, with the labels to restore them."""
@@ -259,31 +282,8 @@ class Draws:
         )
 
     def _map(self, func: Callable[[dict], Any]) -> Iterator[Any]:
-        """``func`` of each block's draws, in the blocks' order.
-
-        The blocks are independent (each draws from its own random stream), so with two or
-        more of them they are worked on :data:`THREADS` threads: numpy lets go of the
-        interpreter in its loops and random draws, and the numbers are the same as in one
-        thread. At most one block more than there are threads is held at once.
-        """
-        size = self.points.size
-        blocks = [slice(s, min(s + CHUNK, size)) for s in range(0, size, CHUNK)]
-
-        def work(block: slice):
-            return func(self._generate(block))
-
-        threads = min(THREADS or 1, len(blocks))
-        if threads < 2:
-            yield from map(work, blocks)
-            return
-        with ThreadPoolExecutor(threads) as pool:
-            pending: deque = deque()
-            for block in blocks:
-                pending.append(pool.submit(work, block))
-                if len(pending) > threads:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
+        """``func`` of each block's draws, in the blocks' order (:func:`map_blocks`)."""
+        return map_blocks(self.points.size, lambda block: func(self._generate(block)))
 
     def _reduce(self, summarise: Callable[[np.ndarray], dict[str, np.ndarray]]) -> dict:
         """``summarise`` (sorted draws (points, samples) -> {statistic: per-point values}) of
