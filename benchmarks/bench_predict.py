@@ -13,7 +13,9 @@ Baselines, in the same run and on the same draws: the same table in one thread (
 once (``Draws.draws``, an xarray Dataset of runs x draws) and reduced with ``np.quantile`` and
 ``mean``; the script checks the two tables agree and prints the ratio. Also printed:
 :func:`bayes_steplaw.predict` (the optimum lr and batch, from the same posterior) for one
-(N, D) and as a table for the same 10,000 (N, D).
+(N, D) and as a table for the same 10,000 (N, D), and :func:`bayes_steplaw.plateau_probability`
+of the same runs in :data:`~bayes_steplaw.bayes.predictive.THREADS` threads and in one (the
+script checks the probabilities are identical).
 
 Run: ``python benchmarks/bench_predict.py [--n 10000] [--repeat 3] [--posterior FILE]``
 (``--quick``: 1,000 runs, one repeat).
@@ -108,6 +110,19 @@ def main() -> None:
     one = best_of(lambda: predict(7e9, 1.4e12).to_dataframe(PROB))
     opt = best_of(lambda: predict(N, D).to_dataframe(PROB), repeat=repeat)
 
+    def plateau():
+        return bsl.plateau_probability(N, D, lr, bs, posterior=post,
+                                       allow_unconverged=unconverged).values  # fmt: skip
+
+    on_plateau = best_of(plateau, repeat=repeat)
+    predictive.THREADS = 1
+    try:
+        on_plateau_serial = best_of(plateau, repeat=repeat)
+        serial_plateau = plateau()
+    finally:
+        predictive.THREADS = threads
+    np.testing.assert_array_equal(plateau(), serial_plateau)  # threads change no number
+
     if n == 10_000:
         verdict = f"{'meets' if fast <= GOAL_S else 'MISSES'} the goal of <= {GOAL_S:g} s"
     else:
@@ -124,6 +139,11 @@ def main() -> None:
     print("predict (the optimum's lr and batch, same posterior):")
     print(f"  one (N, D), with the table               {one * 1e3:9.1f} ms")
     print(f"  {f'{n:,} (N, D), table':41s}{opt * 1e3:9.1f} ms")
+    print(f'plateau_probability (reference="optimum") of the same {n:,} runs:')
+    print(
+        f"  {threads} threads                                {on_plateau * 1e3:9.1f} ms; "
+        f"one thread {on_plateau_serial * 1e3:.1f} ms ({on_plateau_serial / on_plateau:.2f}x)"
+    )
 
 
 if __name__ == "__main__":
