@@ -99,29 +99,6 @@ def hdi_bounds(ordered: np.ndarray, prob: float) -> tuple[np.ndarray, np.ndarray
 # --------------------------------------------------------------------------- inputs
 
 
-def map_blocks(size: int, func: Callable[[slice], Any]) -> Iterator[Any]:
-    """``func`` of each block of :data:`CHUNK` points of ``size``, in the blocks' order.
-
-    The blocks must be independent (each draws from its own random stream), so that with two
-    or more of them they are worked on :data:`THREADS` threads with the numbers of one
-    thread: numpy lets go of the interpreter in its loops and random draws. At most one block
-    more than there are threads is held at once.
-    """
-    blocks = [slice(s, min(s + CHUNK, size)) for s in range(0, size, CHUNK)]
-    threads = min(THREADS or 1, len(blocks))
-    if threads < 2:
-        yield from map(func, blocks)
-        return
-    with ThreadPoolExecutor(threads) as pool:
-        pending: deque = deque()
-        for block in blocks:
-            pending.append(pool.submit(func, block))
-            if len(pending) > threads:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-
-
 @dataclass(frozen=True)
 class Points:
     """Inputs broadcast together, flattened, with the labels to restore them."""
@@ -198,6 +175,29 @@ def points(named: Mapping[str, Any]) -> Points:
 
 
 Generator = Callable[[slice], dict[str, np.ndarray]]
+
+
+def map_blocks(size: int, func: Callable[[slice], Any]) -> Iterator[Any]:
+    """``func`` of each block of :data:`CHUNK` points of ``size``, in the blocks' order.
+
+    The blocks must be independent (each draws from its own random stream), so that with two
+    or more of them they are worked on :data:`THREADS` threads with the numbers of one
+    thread: numpy lets go of the interpreter in its loops and random draws. At most one block
+    more than there are threads is held at once.
+    """
+    blocks = [slice(s, min(s + CHUNK, size)) for s in range(0, size, CHUNK)]
+    threads = min(THREADS or 1, len(blocks))
+    if threads < 2:
+        yield from map(func, blocks)
+        return
+    with ThreadPoolExecutor(threads) as pool:
+        pending: deque = deque()
+        for block in blocks:
+            pending.append(pool.submit(func, block))
+            if len(pending) > threads:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 class Draws:
