@@ -308,6 +308,27 @@ def test_quick_check_parallel_equals_serial(log_tree):
     pd.testing.assert_frame_equal(serial, threads)
 
 
+def test_a_process_with_other_threads_starts_its_workers_without_forking(log_tree):
+    """A fork copies the locks other threads hold (JAX's after a fit): with a second thread
+    alive the workers start from a fork server, and read the same losses."""
+    import threading
+
+    from bayes_steplaw.logs.analyse import _process_context
+
+    base, _ = log_tree
+    serial = logs.quick_check(base, "keep|run", workers=1, progress=False)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()
+    try:
+        assert _process_context().get_start_method() in ("forkserver", "spawn")
+        processes = logs.quick_check(base, "keep|run", workers=2, progress=False)
+    finally:
+        stop.set()
+        other.join()
+    pd.testing.assert_frame_equal(serial, processes)
+
+
 def test_target_iter_and_max_cnt(log_tree):
     base, truth = log_tree
     frame = logs.quick_check(base, "keep|run_good", target_iter=12345, max_cnt=1000, workers=1)
