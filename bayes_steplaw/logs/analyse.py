@@ -261,7 +261,12 @@ def analyse_many(
 ) -> list[dict[str, Any]]:
     """:func:`analyse_run` of every run, in order, in a pool, with a progress bar on stderr
     (``progress=None``: only when stderr is a terminal)."""
-    from tqdm import tqdm
+    from tqdm import tqdm as _tqdm
+
+    class tqdm(_tqdm):
+        # no monitor thread: it outlives the bar, and a later pool would fork a threaded
+        # process (or, by _process_context, pay for a fork server)
+        monitor_interval = 0
 
     if executor not in ("process", "thread"):
         raise ValueError(f"executor must be 'process' or 'thread'; got {preview(executor)}")
@@ -286,7 +291,6 @@ def analyse_many(
     with pool:
         chunk = max(1, len(runs) // (n_workers * 8))
         kwargs = {"chunksize": chunk} if executor == "process" else {}
-        # submit everything (and so start the workers) before tqdm starts its monitor thread
         results = pool.map(analyse_run, runs, [opts] * len(runs), **kwargs)
         return list(tqdm(results, **bar))
 
@@ -298,8 +302,12 @@ def _process_context() -> multiprocessing.context.BaseContext:
     fit imported it; a sampler's) and can deadlock on one."""
     if threading.active_count() == 1 and "jax" not in sys.modules:
         return multiprocessing.get_context()  # the platform's default: fork on Linux
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    # the server imports this module once; each pool's workers then fork from it ready
+    context.set_forkserver_preload([__name__])
+    return context
 
 
 def scan(
