@@ -261,9 +261,9 @@ def analyse_many(
 ) -> list[dict[str, Any]]:
     """:func:`analyse_run` of every run, in order, in a pool, with a progress bar on stderr
     (``progress=None``: only when stderr is a terminal)."""
-    from tqdm import tqdm as _tqdm
+    from tqdm import tqdm
 
-    class tqdm(_tqdm):
+    class Progress(tqdm):
         # no monitor thread: it outlives the bar, and a later pool would fork a threaded
         # process (or, by _process_context, pay for a fork server)
         monitor_interval = 0
@@ -282,7 +282,7 @@ def analyse_many(
         leave=False,
     )
     if n_workers == 1:
-        return [analyse_run(run, opts) for run in tqdm(runs, **bar)]
+        return [analyse_run(run, opts) for run in Progress(runs, **bar)]
     pool: Executor
     if executor == "process":
         pool = ProcessPoolExecutor(n_workers, mp_context=_process_context())
@@ -292,7 +292,7 @@ def analyse_many(
         chunk = max(1, len(runs) // (n_workers * 8))
         kwargs = {"chunksize": chunk} if executor == "process" else {}
         results = pool.map(analyse_run, runs, [opts] * len(runs), **kwargs)
-        return list(tqdm(results, **bar))
+        return list(Progress(results, **bar))
 
 
 def _process_context() -> multiprocessing.context.BaseContext:
