@@ -33,10 +33,11 @@ import pandas as pd
 
 import bayes_steplaw as bsl
 from bayes_steplaw.api import shipped
+from bayes_steplaw.bayes.answers import SWEEP_GRID
 from bayes_steplaw.bayes.loss import NOISE_PARAMETERS
 from bayes_steplaw.bayes.surface import run_noise
 
-LR_STEP = math.log(2**0.5)  # the released grids' lr step
+LR_STEP = math.log(SWEEP_GRID[0])  # the released grids' lr step
 NEAR = 0.01  # excess loss below which a run counts as near the optimum
 
 
@@ -58,17 +59,16 @@ def lag_pairs(runs: pd.DataFrame, near: np.ndarray) -> tuple[np.ndarray, np.ndar
     return both["i"].to_numpy(), both["j"].to_numpy()
 
 
-def figures(residual, loss_star, m_lr, m_bs, runs, best, pairs, family) -> dict:
-    """The check's figures per family for one set of reported losses."""
+def figures(residual, loss_star, m_lr, m_bs, runs: dict, best, pairs) -> dict:
+    """The check's figures per family for one set of reported losses; ``runs`` holds each
+    run's ``setting``, ``family``, ``log_lr`` and ``log_bs``."""
     out = {}
-    for fam in np.unique(family):
-        mine = family[runs["setting_index"].to_numpy()[best]] == fam
-        b = best[mine]
-        s = runs["setting_index"].to_numpy()[b]
-        in_fam = family[runs["setting_index"].to_numpy()[pairs[0]]] == fam
-        i, j = pairs[0][in_fam], pairs[1][in_fam]
-        dlr = np.log(runs["lr"].to_numpy()[b]) - m_lr[s]
-        dbs = np.log(runs["batch_tokens"].to_numpy()[b]) - m_bs[s]
+    for fam in np.unique(runs["family"]):
+        b = best[runs["family"][best] == fam]
+        s = runs["setting"][b]
+        i, j = (p[runs["family"][pairs[0]] == fam] for p in pairs)
+        dlr = runs["log_lr"][b] - m_lr[s]
+        dbs = runs["log_bs"][b] - m_bs[s]
         out[fam] = {
             "luck ‰": 1000 * float(np.mean(residual[b] / loss_star[b])),
             "lr mean": float(dlr.mean()),
@@ -93,25 +93,25 @@ def main() -> None:
     design = pred["design"]
     alive = ~design.runs["diverged"].to_numpy(bool)
     runs = design.runs.reset_index(drop=True)[alive].reset_index(drop=True)
-    runs["setting_index"] = design.run_setting[alive]
-    family = design.runs.groupby(design.run_setting)["family"].first().to_numpy(str)
+    setting = design.run_setting[alive]
+    columns = {"setting": setting, "family": runs["family"].to_numpy(str),
+               "log_lr": design.log_lr[alive], "log_bs": design.log_bs[alive]}  # fmt: skip
     loc, scale, q, star = (pred[k][:, alive] for k in ("loc", "scale", "q", "loss_star"))
     m_lr, m_bs = post.flat("m_lr"), post.flat("m_bs")
     noise = {k: post.flat(k) for k in NOISE_PARAMETERS if k in post.variables}
     reported = runs["loss"].to_numpy(float)
-    setting = runs["setting_index"].to_numpy()
     pairs = lag_pairs(runs, np.median(q, axis=0) < NEAR)
 
     med = {k: np.median(v, axis=0) for k, v in (("loc", loc), ("star", star))}
     real = figures(med["loc"] - reported, med["star"], np.median(m_lr, 0), np.median(m_bs, 0),
-                   runs, winners(reported, setting), pairs, family)  # fmt: skip
+                   columns, winners(reported, setting), pairs)  # fmt: skip
     rng = np.random.default_rng(args.seed)
     reps = []
     for d in rng.choice(post.n_samples, min(args.draws, post.n_samples), replace=False):
         eps = run_noise(q[d][None], {k: v[d] for k, v in noise.items()}, rng, (1, q.shape[1]))
         again = loc[d] + scale[d] * eps[0]
-        reps.append(figures(loc[d] - again, star[d], m_lr[d], m_bs[d], runs,
-                            winners(again, setting), pairs, family))  # fmt: skip
+        reps.append(figures(loc[d] - again, star[d], m_lr[d], m_bs[d], columns,
+                            winners(again, setting), pairs))  # fmt: skip
     rows = []
     for fam, stats in real.items():
         for name, value in stats.items():
