@@ -3,6 +3,10 @@
 Most fits here are the optimum model's (``model="optimum"``: a table of each setting's best
 runs); the gate and the seed are checked on the default fit, the loss model's."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from conftest import FAST
@@ -170,3 +174,20 @@ def test_interval_coverage_over_repeats():
             hits.append(contrast.loc[row, "lower"] < true < contrast.loc[row, "upper"])
     # 20 checks at nominal 0.9: fewer than 15 hits has probability < 5% under calibration
     assert sum(hits) >= 15, hits
+
+
+@pytest.mark.slow
+def test_building_a_model_prints_no_notice_of_another_library(tmp_path):
+    # ArviZ >= 0.22 warns once a day, on import, that it is being refactored; PyMC imports it
+    # unguarded. A fresh cache folder makes that notice due: a model prepared from a new
+    # process must not pass it on (FutureWarnings are errors here)
+    code = (
+        "import bayes_steplaw as bsl\n"
+        "runs = bsl.simulate_sweeps(seed=0)[0]\n"
+        "bsl.LossModel().prepare(runs)\n"
+    )
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    res = subprocess.run([sys.executable, "-W", "error::FutureWarning", "-c", code], env=env,
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "refactor" not in res.stderr

@@ -19,7 +19,14 @@ from .. import __version__
 from .._validate import check_count, check_prob
 from .design import DEFAULT_GROUPS, Design, check_sweeps, data_fingerprint, design_metadata
 from .posterior import Posterior
-from .sampling import Compiled, compile_model, convergence_report, phase, run_nuts
+from .sampling import (
+    Compiled,
+    compile_model,
+    convergence_report,
+    import_arviz,
+    phase,
+    run_nuts,
+)
 
 _MODELS: dict[str, type[Model]] = {}
 
@@ -140,6 +147,7 @@ class Model:
     ) -> Prepared:
         """Build and compile once; :meth:`Prepared.fit` then samples (with run weights)."""
         sweeps = check_sweeps(sweeps)
+        import_arviz()  # before PyMC imports it: ArviZ's refactor notice is not ours to print
         built = self.build(sweeps, weighted=weighted)
         compiled = compile_model(
             built.model, sampler, progressbar=progressbar, jitter=built.jitter, start=built.start
