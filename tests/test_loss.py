@@ -234,6 +234,11 @@ def test_phi_is_smooth_through_zero_and_excess_is_the_bowl_without_bends():
     assert (full >= 0).all() and excess(0.0, 0.0, SHAPE) == 0
     # a positive lr skew makes the high-lr side steeper than the low-lr side
     assert excess(1.5, 0.0, SHAPE) > excess(-1.5, 0.0, SHAPE)
+    # asym_lr = ρ: curvature e^{2ρ}·a above the valley floor, e^{−2ρ}·a below, minimum kept
+    xv = x - 0.4 * y
+    lopsided = 0.01 * np.exp(0.6 * np.sign(xv)) * xv**2 + 0.005 * y**2
+    np.testing.assert_allclose(excess(x, y, plain | {"asym_lr": 0.3}), lopsided)
+    assert excess(0.0, 0.0, SHAPE | {"asym_lr": 0.3}) == 0
 
 
 def test_run_log_likelihood_is_bernoulli_plus_the_noise_density():

@@ -288,7 +288,7 @@ window.PlannerCore = (() => {
     return out;
   }
 
-  const ZERO_SHAPES = ["tilt", "bend", "lr_batch", "skew_lr", "skew_bs"];
+  const ZERO_SHAPES = ["tilt", "bend", "lr_batch", "skew_lr", "skew_bs", "asym_lr"];
 
   /** LossPosterior.surface(group).coef at one setting (N, D): every per-draw parameter of
       surface.evaluate, the optimum (m_lr, m_bs), L* (star·star_scale) and the edge tau0. */
@@ -357,6 +357,7 @@ window.PlannerCore = (() => {
     const n = S.n;
     const { m_lr: mLr, star: lossStar, width } = S;
     const skew = S.shape.skew_lr;
+    const asym = S.shape.asym_lr;
     const { ty, byy, aLr, qBs, tau } = r;
     const de = S.diverged;
     const check = tol !== null;
@@ -366,7 +367,9 @@ window.PlannerCore = (() => {
       excess = 0;
     for (let s = 0; s < n; s++) {
       const x = X - mLr[s];
-      const xv = x - ty[s] - byy[s];
+      const xd = x - ty[s] - byy[s];
+      // the two sides' curvatures differ by e^(±2·asym): surface.excess
+      const xv = xd * Math.exp(asym[s] * Math.sign(xd));
       const q = aLr[s] * xv * xv * phi(skew[s] * xv) + qBs[s];
       const p = sigmoid((x - tau[s]) / width[s]);
       const star = lossStar[s];
