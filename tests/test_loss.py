@@ -64,10 +64,11 @@ SHAPE = {
     "skew_lr": 0.5,
     "skew_bs": 0.3,
     "lr_batch": 0.2,
+    "asym_lr": 0.15,
 }
 SLOPES = {"log_a_lr": (0.2, -0.1, 0.05, 0.03), "tilt": (0.0, 0.1, 0.0, 0.0)}
 """Shape terms in u, v, v², u·v (the others 0): the shape of a setting moves with N and D."""
-PLAIN = {"tilt": 0.0, "bend": 0.0, "skew_lr": 0.0, "skew_bs": 0.0, "lr_batch": 0.0}
+PLAIN = {"tilt": 0.0, "bend": 0.0, "skew_lr": 0.0, "skew_bs": 0.0, "lr_batch": 0.0, "asym_lr": 0.0}
 """With SHAPE: a plain separable bowl, a_lr·x² + a_bs·y²."""
 DIV = {"tau0": (2.0, 0.1, -0.05), "tau1": -0.05, "tau2": -0.03, "width": 0.1}
 NO_SPIKES = {"nu": 5.0, "spike_w": 0.0, "spike_mean": 3.0, "spike_sd": 3.0}
@@ -208,6 +209,7 @@ def true_q(N, D, lr, bs, shape=SHAPE, slopes=SLOPES, group="dense", shift=0.0):
     x, y = np.log(lr) - m_lr, np.log(bs) - m_bs
     s = shape_at(N, D, shape, slopes, shift)
     xv = x - s["tilt"] * y - s["bend"] * y**2
+    xv = xv * np.exp(s["asym_lr"] * np.sign(xv))
     q = np.exp(s["log_a_lr"] + s["lr_batch"] * y) * xv**2 * ph(s["skew_lr"] * xv)
     return q + np.exp(s["log_a_bs"]) * y**2 * ph(s["skew_bs"] * y), x, y
 

@@ -17,11 +17,12 @@ large-batch side rises exponentially, the other side flattens to linear) while k
 curvature at the optimum; ``ρ`` (``asym_lr``) gives that curvature e^{2ρ} above the optimum and
 e^{−2ρ} below (a sweep's profile near its best lr is a lopsided V, which a curvature equal on
 both sides meets only by moving the minimum off it). The valley floor ``x₀ = 0`` is the best
-lr of each batch size, and it bends (``t``) because the lr a batch tolerates grows with the batch below a critical size and
-stops growing above it. Every shape parameter (``ln a_lr``, ``ln a_bs``, ``s``, ``t``, ``κ_lr``,
-``κ_bs``, ``λ``, ``ρ``) is linear (or quadratic) in ``u`` and ``v`` plus an offset per family. The
-best loss takes the group's offset ``r_g / f`` on its floor E (``f = E / L*`` at the centre;
-the floor moves by r_g·L0); w(q) goes from 0 at the optimum to w far from it (:func:`run_logpdf`).
+lr of each batch size, and it bends (``t``) because the lr a batch tolerates grows with the
+batch below a critical size and stops growing above it. Every shape parameter (``ln a_lr``,
+``ln a_bs``, ``s``, ``t``, ``κ_lr``, ``κ_bs``, ``λ``, ``ρ``) is linear (or quadratic) in ``u``
+and ``v`` plus an offset per family. The best loss takes the group's offset ``r_g / f`` on its
+floor E (``f = E / L*`` at the centre; the floor moves by r_g·L0); w(q) goes from 0 at the
+optimum to w far from it (:func:`run_logpdf`).
 
 Every function takes the array module ``xp`` (numpy, or ``pytensor.tensor`` inside the PyMC
 model), so the model's likelihood and the posterior's predictive evaluate the same
@@ -387,12 +388,22 @@ def evaluate(coef: dict, u, v, log_lr, log_bs) -> dict:
     ``shape_<name>`` for each estimated shape parameter; ``star`` (the best-loss law's
     parameters, :func:`best_loss`), ``star_scale`` (the multiplicative setting effect of L*,
     or the per-setting L* itself when ``star`` is None), ``tau1``, ``tau2``, ``width``,
-    ``sigma0``, ``sigma1``. Returns ``loc``, ``scale``, ``logit``, ``loss_star`` and ``q``.
+    ``sigma0``, ``sigma1``; optionally ``surface_box``, (u_lo, u_hi, v_lo, v_hi) of the fitted
+    data, outside which the shape parameters are held at the box's edge. Returns ``loc``,
+    ``scale``, ``logit``, ``loss_star`` and ``q``.
     """
     terms = linear_terms(u, v)
     x = log_lr - linear(coef["m_lr"], u, v, terms)
     y = log_bs - linear(coef["m_bs"], u, v, terms)
-    shape = {k[6:]: linear(c, u, v, terms) for k, c in coef.items() if k.startswith("shape_")}
+    us, vs, held = u, v, terms
+    if coef.get("surface_box") is not None:
+        # beyond the fitted data the shape is held at its edge (its terms in u, v, v², u·v
+        # are measured only over the data; a v² term carried 1.5 decades out made the lr
+        # walls differ 180-fold at 7B / 1.4T), while the optimum and L* follow their laws
+        lo_u, hi_u, lo_v, hi_v = coef["surface_box"]
+        us, vs = np.clip(u, lo_u, hi_u), np.clip(v, lo_v, hi_v)
+        held = linear_terms(us, vs)
+    shape = {k[6:]: linear(c, us, vs, held) for k, c in coef.items() if k.startswith("shape_")}
     with np.errstate(over="ignore", invalid="ignore"):
         # far beyond a wall the exponential overflows: the excess loss is +inf there, as meant
         q = excess(x, y, shape)

@@ -298,8 +298,12 @@ window.PlannerCore = (() => {
     const u = Math.log(N) - geo.log_n0;
     const v = Math.log(D) - geo.log_d0;
     const n = data.n_draws;
+    // beyond the fitted data the shape is held at its edge (surface.evaluate's surface_box)
+    const clamp = (z, lo, hi) => Math.min(Math.max(z, lo), hi);
+    const us = clamp(u, Math.log(geo.N_range[0]) - geo.log_n0, Math.log(geo.N_range[1]) - geo.log_n0);
+    const vs = clamp(v, Math.log(geo.D_range[0]) - geo.log_d0, Math.log(geo.D_range[1]) - geo.log_d0);
     const shape = {};
-    for (const [name, refs] of Object.entries(c.shape)) shape[name] = linear(data, refs, u, v);
+    for (const [name, refs] of Object.entries(c.shape)) shape[name] = linear(data, refs, us, vs);
     for (const name of ZERO_SHAPES) if (!shape[name]) shape[name] = new Float64Array(n);
     const star = {};
     for (const [k, ref] of Object.entries(c.star)) star[k] = drawsOf(data, ref);
