@@ -203,11 +203,12 @@ def ph(z):
     return np.where(z == 0, 1.0, 2 * (np.exp(safe) - 1 - safe) / safe**2)
 
 
-def true_q(N, D, lr, bs, shape=SHAPE, slopes=SLOPES, group="dense", shift=0.0):
-    """(q, x, y) of runs: the relative excess loss and the ln offsets from the optimum."""
+def true_q(N, D, lr, bs, shape=SHAPE, slopes=SLOPES, group="dense", shift=0.0, at=None):
+    """(q, x, y) of runs: the relative excess loss and the ln offsets from the optimum
+    (``at``: the (N, D) whose surface shape the runs take, default their own)."""
     m_lr, m_bs = optimum(N, D, group)
     x, y = np.log(lr) - m_lr, np.log(bs) - m_bs
-    s = shape_at(N, D, shape, slopes, shift)
+    s = shape_at(*(at or (N, D)), shape, slopes, shift)
     xv = x - s["tilt"] * y - s["bend"] * y**2
     xv = xv * np.exp(s["asym_lr"] * np.sign(xv))
     q = np.exp(s["log_a_lr"] + s["lr_batch"] * y) * xv**2 * ph(s["skew_lr"] * xv)
@@ -442,6 +443,23 @@ def test_family_shape_offset_changes_the_surface():
     q_moe = true_q(N0, D0, lr, bs, group="moe", shift=0.1)[0]
     assert float(dense) == pytest.approx(want_dense, rel=1e-10)
     assert float(moe) == pytest.approx(true_star(N0, D0, "moe") * (1 + q_moe), rel=1e-10)
+
+
+def test_beyond_the_data_the_shape_is_held_at_its_edge():
+    # handmade's data span N 1e8-1e10 and D 1e9-1e12: at N = 1e11 the runs sit around their
+    # own optimum and best loss (the laws extrapolate) on the surface shape of N = 1e10
+    post = handmade(100)
+    far, D = 1e11, 3e10
+    m_lr, m_bs = optimum(np.array(far), np.array(D))
+    lr, bs = np.exp(m_lr + np.array([-1.0, 0.7])), np.exp(m_bs + np.array([0.5, -0.4]))
+    got = post.predict_loss(far, D, lr, bs, kind="mean").median()["loss"].to_numpy()
+    held = true_q(far, D, lr, bs, at=(1e10, D))[0]
+    np.testing.assert_allclose(got, true_star(far, D) * (1 + held), rtol=1e-10)
+    carried = true_q(far, D, lr, bs)[0]  # the quadratic carried out: a different surface
+    assert np.all(np.abs(carried / held - 1) > 0.05)
+    inside = post.predict_loss(5e9, D, lr, bs, kind="mean").median()["loss"].to_numpy()
+    want = true_star(5e9, D) * (1 + true_q(5e9, D, lr, bs)[0])
+    np.testing.assert_allclose(inside, want, rtol=1e-10)
 
 
 def test_optimum_and_law_are_the_law_without_scatter_and_scatter_widens_the_optimum():
