@@ -39,26 +39,25 @@ few = settings(
 
 @few
 @given(point=points)
-def test_the_bayes_decision_is_no_worse_than_the_median_optimum_and_near_it_in_the_data(
-    light_loss, point
-):
-    """The Bayes decision (the argmin of the posterior expected loss) is what the decision is
-    for, at every point and for every group: its posterior expected loss is no higher than that
-    of running at the median optimum. Inside the fitted data's range, for a fitted group, the
-    two agree within a third of the released sweeps' lr grid step and a quarter of its batch
-    step.
+def test_the_optimum_and_the_bayes_decision_agree_within_a_quarter_grid_step(light_loss, point):
+    """For a fitted group, inside and outside the data, the median optimum and the argmin of
+    the posterior expected loss agree within a quarter of the released sweeps' grid step.
 
-    They need not agree more closely: the lr walls differ on the two sides of the optimum
-    (``asym_lr`` = ρ: curvature e^{±2ρ}), and for a lopsided quadratic around an optimum known
-    to a normal sd σ the least expected loss lies σ·tanh(2ρ)·sqrt(2/π) (about 1.6·ρ·σ) on the
-    flatter side of the median; at the corners of the released data that is up to 0.26 lr
-    steps, beyond them more (for a never-seen group, whose optimum is uncertain over a factor
-    of about 3, beyond the optimum's 90% interval at times).
+    For a never-seen group they need not: its optimum is uncertain over a factor of about 3,
+    and where the surface is asymmetric (the high-lr side rises faster; far outside the data
+    the batch's sides differ too) the decision moves away from the median optimum, at times
+    beyond the optimum's 90% interval (D/N = 3000 with a new group moved the batch 1.4x past
+    it). What holds there is what the decision is for: its posterior expected loss is no
+    higher than that of running at the median optimum.
     """
     n, d, group = math.exp(point[0]), math.exp(point[1]), point[2]
     opt = light_loss.predict(n, d, group=group, kind="optimum")
     median = opt.median()
     rec = light_loss.recommend(n, d, group=group)
+    if group != "new":
+        assert abs(math.log(rec.lr) - math.log(float(median["lr"]))) <= LR_STEP / 4
+        assert abs(math.log(rec.batch_tokens / float(median["batch_tokens"]))) <= BS_STEP / 4
+        return
     at = light_loss.expected_loss(
         n,
         d,
@@ -67,12 +66,6 @@ def test_the_bayes_decision_is_no_worse_than_the_median_optimum_and_near_it_in_t
         group=group,
     )
     assert at[0] <= at[1] * (1 + 1e-6)
-    meta = light_loss.metadata
-    inside = meta["N_range"][0] <= n <= meta["N_range"][1]
-    inside &= meta["D_range"][0] <= d <= meta["D_range"][1]
-    if group != "new" and inside:
-        assert abs(math.log(rec.lr) - math.log(float(median["lr"]))) <= LR_STEP / 3
-        assert abs(math.log(rec.batch_tokens / float(median["batch_tokens"]))) <= BS_STEP / 4
 
 
 @few

@@ -99,15 +99,9 @@ class LossPosterior(StepLawPosterior):
         return out
 
     def _shared(self) -> dict:
-        """Per-draw coefficients that do not depend on the group or the setting, and the box
-        of the fitted settings' centred (ln N, ln D), beyond which the shape is held."""
+        """Per-draw coefficients that do not depend on the group or the setting."""
         noise = {k: self.flat(k) for k in NOISE_PARAMETERS if k in self.variables}
-        meta = self.metadata
-        (n_lo, n_hi), (d_lo, d_hi) = meta["N_range"], meta["D_range"]
-        box = (math.log(n_lo) - meta["log_n0"], math.log(n_hi) - meta["log_n0"],
-               math.log(d_lo) - meta["log_d0"], math.log(d_hi) - meta["log_d0"])  # fmt: skip
         return noise | {
-            "surface_box": box,
             "tau0": self.flat("div_tau0").T,
             "tau1": self.flat("div_tau1"),
             "tau2": self.flat("div_tau2"),

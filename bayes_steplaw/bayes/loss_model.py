@@ -54,7 +54,7 @@ from .surface import (
     shape_column,
 )
 
-DEFAULT_SURFACE = "asym"
+DEFAULT_SURFACE = "full"
 DEFAULT_BEST_LAW = "chinchilla-power"
 DEFAULT_SHAPE_TERMS = "quadratic"
 DEFAULT_NOISE = "spikes"
@@ -295,11 +295,10 @@ class LossModel(Model):
         Group columns of the offsets, outermost first.
     batch_depends_on_N : bool
         Add δ·(ln N − ln N0) to the batch law.
-    surface : {"bowl", "skew", "full", "asym"}
+    surface : {"bowl", "skew", "full"}
         Shape parameters the surface estimates (:data:`~bayes_steplaw.bayes.surface.SURFACES`):
         ``"bowl"`` a tilted quadratic, ``"skew"`` exponential walls on one side of each axis,
-        ``"full"`` also a bending valley and an lr curvature that changes with the batch,
-        ``"asym"`` (the default) also an lr curvature of its own on each side of the optimum.
+        ``"full"`` also a bending valley and an lr curvature that changes with the batch.
     best_law : {"chinchilla", "chinchilla-power"}
         The law of the best loss (exponent ``c`` fixed at 1, or estimated).
     diverged : float
@@ -320,21 +319,16 @@ class LossModel(Model):
 
     kind = "loss"
     posterior_class = LossPosterior
-    # on the released data the lopsided surface (asym_lr) left 5 divergences in 4 x 700 draws
-    # at target acceptance 0.95 after 300 tuning steps, 1 at 0.98, none after 500 (where the
-    # best-loss law's floor reached a tail ESS of 386 in 700 draws: 800 are drawn); trees of
+    # 4 x 500 draws pass the gate (bulk and tail ESS >= 400) on the released data; trees of
     # depth <= 6 (64 steps) are what the adapted sampler needs (mean depth 4), and the cap
     # halves the cost of the first tuning windows, before the mass matrix is learnt
-    sampler_defaults: ClassVar[dict] = {"draws": 800, "tune": 500, "target_accept": 0.98,
+    sampler_defaults: ClassVar[dict] = {"draws": 700, "tune": 300, "target_accept": 0.95,
                                         "max_depth": 6}  # fmt: skip
     # with another lab's deviations the posterior is slower to explore: a pooled 4-setting
     # sweep (spreads held fixed) reached R-hat 1.008-1.010 and a tail ESS of 400-500 at
     # 4 x 700 draws after 300 tuning steps; with learned spreads 1-2 divergences in 4,000 draws
-    # at target acceptance 0.95 (none at 0.98), and a tail ESS of 400-683 at 4 x 1,000 draws;
-    # (and in 2026-12 on a new machine, at those settings, R-hat 1.022 and a tail ESS of 115 for
-    # the lab's spread of β; after 1,000 tuning steps 4 x 2,500 draws at 0.98: R-hat 1.002, tail
-    # ESS 505 and 1 divergence)
-    pooled_sampler_defaults: ClassVar[dict] = {"tune": 1000, "draws": 2000, "target_accept": 0.99}
+    # at target acceptance 0.95 (none at 0.98), and a tail ESS of 400-683 at 4 x 1,000 draws
+    pooled_sampler_defaults: ClassVar[dict] = {"tune": 500, "draws": 1300, "target_accept": 0.98}
 
     def __init__(
         self,
@@ -397,12 +391,6 @@ class LossModel(Model):
         terms = TERMS[self.shape_terms]
         basis = np.column_stack([np.ones(n_set), u, v, v * v, u * v][: len(terms)])
         names = SURFACES[self.surface]
-        if len(setting_labs(runs, design)[0]) >= 2 and self.exponents_vary_by is not None:
-            # runs of two or more labs keep one lr curvature for both sides: with the
-            # lopsided one (asym_lr) the README's pooled 4-setting sweep did not converge at
-            # any of three sampler settings tried (1 divergence at target acceptance 0.98;
-            # R-hat 1.014-1.028 on the families' shape offsets and the lab's β at 0.99)
-            names = tuple(name for name in names if name != "asym_lr")
         coords = {"setting": design.settings, "run": np.arange(len(runs)), "shape": list(names),
                   "term": list(terms), "div_term": ["1", "u", "v"]}  # fmt: skip
         coords.update(level_dims(design.hierarchy))
