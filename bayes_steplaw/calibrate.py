@@ -263,7 +263,8 @@ def plan_calibration(
     notes = [f"the naive plan has only {len(naive)} runs"] if len(naive) < budget else []
     # a greedy search can end below the naive sweep (each step sees one run ahead): the plan is
     # the naive sweep, in the same order, where that scores better on the search's truths
-    searched = study.score(sim, [], [chosen, naive])
+    plans = np.stack([study.loglik(sim, chosen), study.loglik(sim, naive)])
+    searched = study.decide(plans, sim["truths"], coarse=True)[0].mean(axis=-1)
     if len(naive) == budget and searched[1] < searched[0]:
         chosen = list(naive)
         notes.append("no plan the greedy search found beat the naive sweep on the search's "
