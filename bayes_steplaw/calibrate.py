@@ -16,7 +16,9 @@ Candidates are small settings of the group (N at most 1/10 of the target's, comp
 optimum. Runs are chosen greedily (as :func:`bayes_steplaw.plan_sweep` chooses a sweep's): one
 more run at a setting the plan has, or a new setting's first two runs. The plan is scored on
 fresh simulations against no runs and against the naive plan (one grid sweep of as many runs
-at the largest candidate setting), with a paired bootstrap interval.
+at the largest candidate setting), with a paired bootstrap interval. Where the naive plan
+scores better than the search's on the search's own simulations, it is the plan (a note says
+so).
 
 Each setting (every candidate setting, and the target) draws its own scatter around the law on
 one surface that shares everything else of the draw (the group's offsets, its lab's exponents,

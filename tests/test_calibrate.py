@@ -18,6 +18,7 @@ from bayes_steplaw.bayes.preposterior import (
     MAX_COMPUTE_FRACTION,
     MAX_N_FRACTION,
     Study,
+    nearest,
     with_setting_scatter,
 )
 from bayes_steplaw.bayes.surface import run_logpdf
@@ -125,6 +126,27 @@ def test_a_plan_is_reproducible(light_loss, quick_plan):
                                  truths=256, search_truths=32, seed=0)  # fmt: skip
     pd.testing.assert_frame_equal(again.runs, quick_plan.runs)
     assert again.difference == quick_plan.difference
+
+
+def test_a_search_that_ends_below_the_naive_sweep_gives_way_to_it(light_loss, monkeypatch):
+    """The plan is the naive sweep where that scores better on the search's simulations: here
+    the search is made to end on the runs of the smaller setting farthest from its predicted
+    optimum, which teach a never-seen group less than a sweep around the larger one's."""
+
+    def farthest(self, budget, sim):
+        rows = sim["rows"][np.isclose(self.table["N"].to_numpy()[sim["rows"]], 7e7)]
+        far = nearest(self.table, rows, self.base)[::-1][:budget]
+        return [int(np.flatnonzero(sim["rows"] == r)[0]) for r in far]
+
+    monkeypatch.setattr(Study, "greedy", farthest)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CalibrationWarning)
+        plan = plan_calibration(*TARGET, 3, group="new", posterior=light_loss, candidates=SMALL,
+                                truths=256, search_truths=64, seed=0)  # fmt: skip
+    assert any("the plan is the naive sweep" in note for note in plan.notes)
+    columns = ["N", "D", "lr", "batch_tokens"]
+    pd.testing.assert_frame_equal(plan.runs[columns], plan.naive[columns])
+    assert plan.difference == (0.0, 0.0, 0.0)
 
 
 def test_runs_given_as_runs(light_loss):

@@ -601,7 +601,7 @@ class LossModel(Model):
             scale = np.array([LAB_PRIORS[name][1] for name in LAB_EXPONENTS[3:]])
             start["tilt_lab"] = np.broadcast_to(scale / 5, model["tilt_lab"].type.shape).copy()
             # the spreads' expansions start at 1 (spread = the prior's scale), not at 0, where
-            # the centred slopes' sd would be 0
+            # every non-centred deviation s·a·z is 0 and the runs' gradient of z with it
             start["z_lab_spread"] = np.ones(len(LAB_EXPONENTS))
         more = self.pooled_sampler_defaults if tilt else {}
         return Built(model, design, extra | {"nutpie_kwargs": options}, options, jitter, start,
