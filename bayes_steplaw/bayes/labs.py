@@ -28,6 +28,8 @@ varies by about ±0.2, which at one decade of N from the data's centre (2.3 ln u
 in lr per sd. Best-loss slopes: HalfNormal(0.05); the released sweeps' ln L* falls by about
 0.04-0.08 per ln unit of N or D, and a lab whose slopes differed by more than that would be
 measuring another quantity."""
+LAB_SCALES = np.array([LAB_PRIORS[name][1] for name in LAB_EXPONENTS])
+"""The HalfNormal scales of :data:`LAB_PRIORS`, in the order of :data:`LAB_EXPONENTS`."""
 DEFAULT_LAB = "step-law"
 """The lab of runs whose table has no ``lab`` column (the released sweeps')."""
 

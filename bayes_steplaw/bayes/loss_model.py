@@ -29,7 +29,7 @@ from .design import DEFAULT_GROUPS, Design, build_design, level_dims
 from .labs import (
     DEFAULT_LAB,
     LAB_EXPONENTS,
-    LAB_PRIORS,
+    LAB_SCALES,
     lab_centres,
     lab_of_family,
     lab_spans,
@@ -427,9 +427,8 @@ class LossModel(Model):
                 # deviations use (below) is sampled as ln(spread): with s·|a| their density is
                 # unbounded at a = 0, and a chain fell in (R-hat 1.59)
                 k = len(LAB_EXPONENTS)
-                scale = np.array([LAB_PRIORS[name][1] for name in LAB_EXPONENTS])
                 expand = pm.Normal("z_lab_spread", 0.0, 1.0, shape=k)
-                held = pm.HalfNormal("z_lab_spread_centred", scale[3:], shape=k - 3)
+                held = pm.HalfNormal("z_lab_spread_centred", LAB_SCALES[3:], shape=k - 3)
                 ref = labs.index(DEFAULT_LAB) if DEFAULT_LAB in labs else 0
                 # the exponents' deviations non-centred (a few small settings inform them about
                 # as much as the prior does); the best-loss slopes' centred where the lab's
@@ -440,10 +439,10 @@ class LossModel(Model):
                 # variant from one setting, R-hat 1.72), so it is non-centred there. Which is
                 # which is worked out from the weights, so one graph serves every fold
                 z_lab = pm.Normal("z_lab", 0.0, 1.0, shape=(len(labs) - 1, 3))
-                exponents = scale[:3] * expand[:3] * z_lab
+                exponents = LAB_SCALES[:3] * expand[:3] * z_lab
                 others = [i for i in range(len(labs)) if i != ref]
                 pinned = lab_spans(u, v, lab_index, len(labs), setting_w)[others]
-                expanded = scale * pt.abs(expand)
+                expanded = LAB_SCALES * pt.abs(expand)
                 spread = pt.concatenate(
                     [expanded[:3], pt.switch(pinned.any(axis=0), held, expanded[3:])]
                 )
@@ -598,8 +597,8 @@ class LossModel(Model):
             # the best-loss slopes' deviations (centred) start off 0 by a fifth of their prior
             # scale, not jittered (a unit jitter is 20 of its sd): at 0 their gradient is 0 where
             # the lab's settings share one (N, D), and nutpie refuses the start
-            scale = np.array([LAB_PRIORS[name][1] for name in LAB_EXPONENTS[3:]])
-            start["tilt_lab"] = np.broadcast_to(scale / 5, model["tilt_lab"].type.shape).copy()
+            shape = model["tilt_lab"].type.shape
+            start["tilt_lab"] = np.broadcast_to(LAB_SCALES[3:] / 5, shape).copy()
             # the spreads' expansions start at 1 (spread = the prior's scale), not at 0, where
             # every non-centred deviation s·a·z is 0 and the runs' gradient of z with it
             start["z_lab_spread"] = np.ones(len(LAB_EXPONENTS))
