@@ -80,3 +80,13 @@ def simulated_optimum():
     """(sweeps, truth, posterior): the optimum model fitted on SIM_LAW's sweeps."""
     sweeps, truth = bsl.simulate_sweeps(SIM_SETTINGS, SIM_LAW, seed=3)
     return sweeps, truth, quiet_fit(sweeps, model="optimum", seed=3)
+
+
+# the longest test files first: spread over two processes (``-n 2 --dist loadfile``, the
+# README's command) the README's pooled fit (~3 minutes) then runs beside the rest, not after
+FIRST = ("test_readme.py", "test_evaluate.py", "test_calibrate.py", "test_labs.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(FIRST)))  # stable: keeps the rest

@@ -162,14 +162,14 @@ def test_fit_sizes_are_refused_up_front(tmp_path, sweep_csv, args, option):
 
 def test_the_size_checks_count_a_two_lab_tables_pooled_draws(tmp_path, sweep_csv):
     """A table with a lab column of two labs is fitted with the loss model's pooled defaults
-    (1,300 draws, not 700): the checks before any work count those, as for --with-released."""
+    (800 draws, not 700): the checks before any work count those, as for --with-released."""
     table = pd.read_csv(sweep_csv)
     first = table["family"] == table["family"].iloc[0]
     table.assign(lab=np.where(first, "step-law", "mine")).to_csv(tmp_path / "labs.csv")
-    result = invoke("fit", tmp_path / "labs.csv", "--out", tmp_path / "p.nc", "--chains", "1000")
-    assert result.exit_code == 2 and "chains x draws = 1300000 exceeds" in result.output
-    result = invoke("fit", sweep_csv, "--out", tmp_path / "p.nc", "--chains", "1000")
-    assert result.exit_code == 2 and "1000 chain(s) x 700 draws" in result.output, result.output
+    result = invoke("fit", tmp_path / "labs.csv", "--out", tmp_path / "p.nc", "--chains", "2000")
+    assert result.exit_code == 2 and "chains x draws = 1600000 exceeds" in result.output
+    result = invoke("fit", sweep_csv, "--out", tmp_path / "p.nc", "--chains", "2000")
+    assert result.exit_code == 2 and "chains x draws = 1400000 exceeds" in result.output
 
 
 def test_fit_draws_in_float_notation_is_a_usage_error(tmp_path, sweep_csv):
