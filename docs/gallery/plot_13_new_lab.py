@@ -13,7 +13,7 @@ Each panel shows the lr of the best run a sweep finds (``kind="sweep"``): its me
 interval along N (at 40 tokens per parameter, 2x Chinchilla) and along D (at N = 5.4e8), for
 k = 0, 1, 2 and 4, against the lab's observed best runs on those lines (filled: used by the
 k = 4 fit). The numbers come from ``benchmarks/bench_lab_transfer.py`` on the released code
-(three pooled NUTS fits at default settings, about 21 minutes on two cores; none passed the
+(three pooled NUTS fits at default settings, about 7 minutes on two cores; none passed the
 convergence gate), stored in ``docs/gallery/data/lab_transfer.json``; this page reads them
 rather than refit at build time.
 """
