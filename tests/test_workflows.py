@@ -446,3 +446,14 @@ def test_with_released_learns_the_users_offsets(cli_pooled, released):
     # the user's group has an offset of its own, learnt from its runs
     contrast = post.compare_offsets("user:llama", "dense")
     assert np.isfinite(contrast.to_numpy()).all()
+    # calibration runs planned for the user's lab (its own deviations) lower the expected
+    # excess at the target (the pooled plan's scores: benchmarks/bench_calibration.py)
+    from bayes_steplaw.calibrate import CalibrationWarning, plan_calibration
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CalibrationWarning)
+        plan = plan_calibration(7e9, 1.4e11, 3, group="user:llama", posterior=post, seed=0,
+                                candidates=pd.DataFrame({"N": [7e8, 7e7], "D": [1.4e10] * 2}),
+                                truths=256, search_truths=32, allow_unconverged=True)  # fmt: skip
+    assert plan.expected_excess_after < plan.expected_excess_before
+    assert len(plan.runs) == 3 and (plan.runs["N"] <= 7e8).all()
