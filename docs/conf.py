@@ -223,7 +223,7 @@ def _prior_table(priors: dict, title: str) -> str:
 
 
 def _priors() -> str:
-    from bayes_steplaw.bayes.labs import LAB_PRIORS
+    from bayes_steplaw.bayes.labs import LAB_LEVEL_SD, LAB_LEVELS, LAB_PRIORS
     from bayes_steplaw.bayes.law import PRIORS
     from bayes_steplaw.bayes.surface import LOSS_PRIORS
 
@@ -232,8 +232,9 @@ def _priors() -> str:
         + "\n"
         + _prior_table(LOSS_PRIORS, "The loss surface, the best loss, the noise, divergence")
         + "\n"
-        + _prior_table({f"sigma_lab_{k}": v for k, v in LAB_PRIORS.items()},
-                       "Spread of the exponents between labs")
+        + _prior_table({f"sigma_lab_{k}": v for k, v in LAB_PRIORS.items()}
+                       | {f"sigma_lab_{k}": ("Fixed", LAB_LEVEL_SD) for k in LAB_LEVELS},
+                       "Spread between labs (Fixed: a fixed sd, not learned)")
     )  # fmt: skip
 
 

@@ -215,7 +215,8 @@ class StepLawPosterior(Posterior):
     # ------------------------------------------------------------------ offsets
 
     def _offset(self, law: str, group: str, rng: np.random.Generator | None) -> np.ndarray:
-        """Offset draws of one law for a group; new levels drawn from their population."""
+        """Offset draws of one law for a group (its lab's level included, where the fit has
+        one); new levels drawn from their population."""
         index = self.hierarchy.resolve(group)
         total = np.zeros(self.n_samples)
         for lev, k in zip(self.hierarchy.levels, index):
@@ -226,6 +227,8 @@ class StepLawPosterior(Posterior):
                     raise ValueError(f"group {group!r} has no offset of its own to compare")
                 sigma = self.flat(f"sigma_{law}_{lev.column}")
                 total = total + sigma * rng.standard_normal(self.n_samples)
+        if f"dev_{law}_lab" in self.variables:  # the level of the group's lab
+            total = total + self.lab_deviations(group, rng, (law,))[0]
         return total
 
     def compare_offsets(
@@ -320,14 +323,17 @@ class StepLawPosterior(Posterior):
         names: tuple[str, ...] = ("alpha", "beta", "gamma"),
     ) -> np.ndarray:
         """Draws (len(names), samples) of the group's lab's deviations from what the labs
-        share (α, β, γ by default; ``("star_N", "star_D")``, the best loss's log-slopes): its
-        own for a fitted lab, from the spread between labs for a new one, 0 when the fit kept
-        them shared."""
+        share (α, β, γ by default; ``("star_N", "star_D")``, the best loss's log-slopes;
+        ``("div",)``, the divergence edge's level): its own for a fitted lab, from the spread
+        between labs for a new one (a fixed one, ``sd_lab_<name>`` in the metadata, where the
+        fit learnt none), 0 when the fit kept them shared."""
         if f"dev_{names[0]}_lab" not in self.variables:
             return np.zeros((len(names), self.n_samples))
         lab = self.lab_of(group)
         if lab is None:
-            spread = np.stack([self.flat(f"sigma_lab_{n}") for n in names])
+            spread = np.stack([self.flat(f"sigma_lab_{n}") if f"sigma_lab_{n}" in self.variables
+                               else np.full(self.n_samples, self.metadata[f"sd_lab_{n}"])
+                               for n in names])  # fmt: skip
             return spread * rng.standard_normal(spread.shape)
         i = list(self.metadata["labs"]).index(lab)
         return np.stack([self.flat(f"dev_{n}_lab")[:, i] for n in names])

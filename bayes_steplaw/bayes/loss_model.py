@@ -29,10 +29,11 @@ from .design import DEFAULT_GROUPS, Design, build_design, level_dims
 from .labs import (
     DEFAULT_LAB,
     LAB_EXPONENTS,
+    LAB_LEVEL_SD,
+    LAB_LEVELS,
     LAB_SCALES,
     lab_centres,
     lab_of_family,
-    lab_spans,
     setting_labs,
 )
 from .law import PRIORS
@@ -85,13 +86,16 @@ def _vector(name: str, dist, priors: dict, keys: tuple[str, ...]):
     return dist(name, *args, shape=len(keys))
 
 
-def _group_offsets(design: Design, prefix: str = ""):
+def _group_offsets(design: Design, lab_of: dict[str, str] | None = None):
     """Per-setting sums of the group offsets of ln lr*, ln B*, ln L*: a tensor (settings, 3).
 
     Each group column has three population scales (Gamma priors: PRIORS["sigma_group"] for
     the optima, LOSS_PRIORS["sigma_star_group"] for the best loss) and, for every set of
     sibling levels, centred zero-sum offsets: the parent's offset is the siblings' mean.
-    Recorded as ``a_<law>_<column>`` and ``sigma_<law>_<column>``, as the optimum model's.
+    With ``lab_of`` (each family's lab), the families of each lab are siblings: a lab's
+    families sum to zero about its level, which the lab's own offset carries (a lab with one
+    family has none of its own). Recorded as ``a_<law>_<column>`` and ``sigma_<law>_<column>``,
+    as the optimum model's.
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -101,7 +105,7 @@ def _group_offsets(design: Design, prefix: str = ""):
     total = pt.zeros((len(design.settings), 3))
     for j, lev in enumerate(design.hierarchy.levels):
         sigma = pm.Gamma(f"z_sigma_{lev.column}", alpha=shape_a, beta=rate, shape=3)
-        parents = np.asarray(lev.parents)
+        parents = _parents(lev, j, lab_of)
         siblings = np.unique(parents)
         pieces, order = [], []
         for k, parent in enumerate(siblings):
@@ -121,6 +125,14 @@ def _group_offsets(design: Design, prefix: str = ""):
         padded = pt.concatenate([offsets.T, pt.zeros((1, 3))], axis=0)  # index -1: no offset
         total = total + padded[design.setting_levels[:, j]]
     return total
+
+
+def _parents(level, j: int, lab_of: dict[str, str] | None) -> np.ndarray:
+    """Each level's parent, whose children's offsets sum to zero: for the outermost column
+    with ``lab_of``, the family's lab."""
+    if j == 0 and lab_of is not None:
+        return np.array([lab_of.get(str(f), DEFAULT_LAB) for f in level.labels])
+    return np.asarray(level.parents)
 
 
 def star_law(form: str) -> dict:
@@ -397,7 +409,10 @@ class LossModel(Model):
         coords = {"setting": design.settings, "run": np.arange(len(runs)), "shape": list(names),
                   "term": list(terms), "div_term": ["1", "u", "v"]}  # fmt: skip
         coords.update(level_dims(design.hierarchy))
-        coords["lab"] = setting_labs(runs, design)[0]
+        labs, lab_index = setting_labs(runs, design)
+        coords["lab"] = labs
+        by_lab = len(labs) >= 2 and self.exponents_vary_by is not None
+        lab_of = lab_of_family(runs) if by_lab else None
         with pm.Model(coords=coords) as model:
             w = pm.Data("run_weight", np.ones(len(runs)), dims="run", shape=(len(runs),))
             # the settings whose runs all weigh 0 are held out: no grid box for them
@@ -408,10 +423,9 @@ class LossModel(Model):
                 pm.Deterministic(name, law[i])
             c, d, alpha, beta, gamma = (law[i] for i in range(5))
             star = star_law(self.best_law)
-            offsets = _group_offsets(design)
-            labs, lab_index = setting_labs(runs, design)
             lab_u, lab_v = lab_centres(u, v, lab_index, len(labs))
-            if len(labs) >= 2 and self.exponents_vary_by is not None:
+            offsets = _group_offsets(design, lab_of)
+            if by_lab:
                 # each lab's exponents deviate from the shared ones by a partially pooled
                 # amount (spreads HalfNormal, LAB_PRIORS): a lab's own settings
                 # move its exponents, and a new lab's spread around the shared ones. The
@@ -426,34 +440,23 @@ class LossModel(Model):
                 # chains wandered into at the tree-depth limit and left slowly (the README's
                 # pooled sweep: R-hat 1.022 and tail ESS 115 on the spread of β, one chain's
                 # first fifth at half the others' mean). a's sign is redundant: only |a| and a·z
-                # are reported (pooled: R-hat 1.004, tail ESS >= 884). A spread that centred
-                # deviations use (below) is sampled as ln(spread): with s·|a| their density is
-                # unbounded at a = 0, and a chain fell in (R-hat 1.59)
+                # are reported (pooled: R-hat 1.004, tail ESS >= 884)
                 k = len(LAB_EXPONENTS)
-                expand = pm.Normal("z_lab_spread", 0.0, 1.0, shape=k)
-                held = pm.HalfNormal("z_lab_spread_centred", LAB_SCALES[3:], shape=k - 3)
+                expand = pm.Normal("z_lab_spread", 0.0, 1.0, shape=3)
                 ref = labs.index(DEFAULT_LAB) if DEFAULT_LAB in labs else 0
                 # the exponents' deviations non-centred (a few small settings inform them about
-                # as much as the prior does); the best-loss slopes' centred where the lab's
-                # settings (those that weigh) hold two or more values of ln N (of ln D): the
-                # losses pin them far more tightly than their spread, and non-centred they
-                # formed the funnel. Where they hold one, nothing pins the slope (it is the
-                # lab's level): centred, it and its spread formed the funnel (a held-out MoE
-                # variant from one setting, R-hat 1.72), so it is non-centred there. Which is
-                # which is worked out from the weights, so one graph serves every fold
+                # as much as the prior does), with learned spreads. The best-loss slopes'
+                # deviations are centred, of fixed scale (LAB_SCALES): a learned spread of
+                # theirs formed a funnel wherever the lab's settings pin them (centred) or do
+                # not (non-centred): a held-out MoE variant from one setting, R-hat 1.72; the
+                # NAdamW lab from 4 settings, 106 divergences at the spread's neck. Two labs
+                # say next to nothing of that spread
                 z_lab = pm.Normal("z_lab", 0.0, 1.0, shape=(len(labs) - 1, 3))
-                exponents = LAB_SCALES[:3] * expand[:3] * z_lab
-                others = [i for i in range(len(labs)) if i != ref]
-                pinned = lab_spans(u, v, lab_index, len(labs), setting_w)[others]
-                expanded = LAB_SCALES * pt.abs(expand)
-                spread = pt.concatenate(
-                    [expanded[:3], pt.switch(pinned.any(axis=0), held, expanded[3:])]
-                )
-                raw = pm.Normal("tilt_lab", 0.0, pt.switch(pinned, spread[3:], 1.0),
-                                shape=(len(labs) - 1, k - 3))  # fmt: skip
-                slopes = pt.switch(pinned, raw, spread[3:] * raw)
+                exponents = LAB_SCALES[:3] * expand * z_lab
+                slopes = pm.Normal("tilt_lab", 0.0, LAB_SCALES[3:], shape=(len(labs) - 1, k - 3))
                 dev = pt.concatenate([exponents, slopes], axis=1)
                 dev = pt.concatenate([dev[:ref], pt.zeros((1, k)), dev[ref:]], axis=0)
+                spread = pt.concatenate([LAB_SCALES[:3] * pt.abs(expand), LAB_SCALES[3:]])
                 for i, name in enumerate(LAB_EXPONENTS):
                     pm.Deterministic(f"sigma_lab_{name}", spread[i])
                     pm.Deterministic(f"dev_{name}_lab", dev[:, i], dims="lab")
@@ -475,8 +478,26 @@ class LossModel(Model):
                 lab_bs = dev[lab_index, 2] * dv_lab
                 tilt = {"tilt_N": dev[lab_index, 3], "tilt_D": dev[lab_index, 4],
                         "u0": lab_u[lab_index], "v0": lab_v[lab_index]}  # fmt: skip
+                # the levels of the lr and batch laws, of the best loss and of the divergence
+                # edge are the lab's own (LAB_LEVELS): an offset per other lab, non-centred, of
+                # fixed sd. Another optimizer or schedule moves the optimum as a whole (Marin's
+                # NAdamW x3 above the Step Law) and where runs diverge: its optima followed the
+                # released lab's edge and family offsets x2-3 below its best runs
+                n_lev = len(LAB_LEVELS)
+                z_level = pm.Normal("z_lab_level", 0.0, 1.0, shape=(len(labs) - 1, n_lev))
+                level = pt.concatenate([z_level[:ref], pt.zeros((1, n_lev)), z_level[ref:]], axis=0)
+                level = level * LAB_LEVEL_SD
+                for i, name in enumerate(LAB_LEVELS):
+                    pm.Deterministic(f"dev_{name}_lab", level[:, i], dims="lab")
+                # the levels of ln lr*, ln B* and ln L* add to the families' offsets, which
+                # sum to zero within each lab (_group_offsets): summed with the released
+                # families', a lab's level and its family's offset formed a ridge (correlation
+                # -0.94; the README's pooled sweep: 1 divergence)
+                offsets = offsets + level[lab_index, :3]
+                div_lab = level[lab_index, 3]
             else:
                 lab_lr = lab_bs = 0.0
+                div_lab = None
                 tilt = {}
             mu_lr = c + alpha * u + beta * v + offsets[:, 0] + lab_lr
             mu_bs = d + gamma * v + offsets[:, 1] + lab_bs
@@ -534,7 +555,7 @@ class LossModel(Model):
             pm.Deterministic("div_tau0", dv[:3], dims="div_term")
             pm.Deterministic("div_tau1", dv[3])
             pm.Deterministic("div_tau2", dv[4])
-            tau0 = pt.dot(basis[rs, :3], dv[:3])
+            tau0 = pt.dot(basis[rs, :3], dv[:3]) + (0.0 if div_lab is None else div_lab[rs])
             # ---- every run: its setting's optimum and best loss, one gather (an indexing,
             # whose gradient JAX sums by index: cheaper than a product with a one-hot matrix)
             at_run = setting[rs]
@@ -572,6 +593,7 @@ class LossModel(Model):
             "lab_centres": {lab: [float(lab_u[i]), float(lab_v[i])] for i, lab in enumerate(labs)},
             "lab_of_family": lab_of_family(runs),
             "exponents_vary_by": self.exponents_vary_by,
+            **{f"sd_lab_{name}": LAB_LEVEL_SD if tilt else None for name in LAB_LEVELS},
             "n_diverged": int(div.sum()),
             "priors": PRIORS,
             "loss_priors": LOSS_PRIORS,
@@ -587,8 +609,9 @@ class LossModel(Model):
         # a group scale that no offset uses (a column with one level per parent) would start at
         # its prior's mean, where its gradient is exactly zero and nutpie's first mass matrix is
         # undefined: it starts at half of it
-        for lev in design.hierarchy.levels:
-            if len(set(lev.parents)) == len(lev.parents):
+        for j, lev in enumerate(design.hierarchy.levels):
+            parents = _parents(lev, j, lab_of)
+            if len(set(parents)) == len(parents):
                 mean = np.array([PRIORS["sigma_group"][1] / PRIORS["sigma_group"][2]] * 2
                                 + [LOSS_PRIORS["sigma_star_group"][1]
                                    / LOSS_PRIORS["sigma_star_group"][2]])  # fmt: skip
@@ -604,7 +627,7 @@ class LossModel(Model):
             start["tilt_lab"] = np.broadcast_to(LAB_SCALES[3:] / 5, shape).copy()
             # the spreads' expansions start at 1 (spread = the prior's scale), not at 0, where
             # every non-centred deviation s·a·z is 0 and the runs' gradient of z with it
-            start["z_lab_spread"] = np.ones(len(LAB_EXPONENTS))
+            start["z_lab_spread"] = np.ones(3)
         more = self.pooled_sampler_defaults if tilt else {}
         return Built(model, design, extra | {"nutpie_kwargs": options}, options, jitter, start,
                      more)  # fmt: skip

@@ -6,16 +6,17 @@ Another lab's setup (optimizer, schedule, data, tokenizer) moves the optimum: it
 differ from the Step Law's. Here Marin's NAdamW sweeps (:func:`bayes_steplaw.load_external`,
 18 settings, N 1.3e8-1.2e9) play a user's own. Their k smallest settings by compute are pooled
 with the released data, as ``bsl.fit(table, with_released=True)`` pools a user's table: the lab
-gets its own offsets and its own deviations of the exponents and of the best loss's slopes
-(:doc:`/model`). k = 0 is the shipped posterior's answer for a never-seen group (``new``).
+gets its own levels (lr, batch, best loss, divergence edge) and its own deviations of the
+exponents and of the best loss's slopes (:doc:`/model`). k = 0 is the shipped posterior's
+answer for a never-seen group (``new``).
 
 Each panel shows the lr of the best run a sweep finds (``kind="sweep"``): its median and 90%
 interval along N (at 40 tokens per parameter, 2x Chinchilla) and along D (at N = 5.4e8), for
 k = 0, 1, 2 and 4, against the lab's observed best runs on those lines (filled: used by the
 k = 4 fit). The numbers come from ``benchmarks/bench_lab_transfer.py`` on the released code
-(three pooled NUTS fits at default settings, about 7 minutes on two cores; none passed the
-convergence gate), stored in ``docs/gallery/data/lab_transfer.json``; this page reads them
-rather than refit at build time.
+(three pooled NUTS fits at default settings, about 7.5 minutes on two cores; the k = 2 fit
+passes the convergence gate, k = 1 and 4 reach R-hat 1.04), stored in
+``docs/gallery/data/lab_transfer.json``; this page reads them rather than refit at build time.
 """
 
 import json
