@@ -103,6 +103,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--k", default="0,1,2,4")
     parser.add_argument("--out", type=Path, default=Path("docs/gallery/data/lab_transfer.json"))
+    parser.add_argument(
+        "--model",
+        choices=("loss", "optimum"),
+        default="loss",
+        help="the model pooled (optimum: fitted to the plateau and best runs)",
+    )
     args = parser.parse_args()
     lab = bsl.load_external(LAB)
     best = best_runs(lab)
@@ -111,12 +117,13 @@ def main() -> None:
         train = list(best["setting"][:k])
         began = time.perf_counter()
         if k == 0:
-            post, group, diagnostics = bsl.load_default(), "new", {}
+            post, group, diagnostics = bsl.load_default(args.model), "new", {}
         else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the gate's verdict is recorded below
                 post = bsl.fit(lab[lab["setting"].isin(train)], groups=("family",),
-                               with_released=True, progressbar=False)  # fmt: skip
+                               with_released=True, model=args.model,
+                               progressbar=False)  # fmt: skip
             group = f"user:{LAB}"
             diagnostics = post.diagnostics
         seconds = time.perf_counter() - began
@@ -156,7 +163,8 @@ def main() -> None:
         }
         record["lr_bracketed"] = int(bracketed(lab, held, "lr").sum())
         record["batch_bracketed"] = int(bracketed(lab, held, "batch_tokens").sum())
-        record |= run_scores(post, lab[~lab["setting"].isin(train)], group)
+        if args.model == "loss":  # the optimum model predicts no loss
+            record |= run_scores(post, lab[~lab["setting"].isin(train)], group)
         summary.append(record)
         print(json.dumps(record), flush=True)
         for axis, N, D in (("N", ALONG_N, 40 * ALONG_N), ("D", np.full_like(ALONG_D, N_FIXED),

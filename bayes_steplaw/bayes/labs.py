@@ -59,6 +59,110 @@ def lab_centres(u, v, lab_index, n_labs: int) -> tuple[np.ndarray, np.ndarray]:
             np.bincount(lab_index, v, n_labs) / np.maximum(counts, 1))  # fmt: skip
 
 
+def sibling_parents(level, j: int, lab_of: dict[str, str] | None) -> np.ndarray:
+    """Each level's parent, whose children's offsets sum to zero: for the outermost group
+    column (``j == 0``) with ``lab_of`` (each family's lab), the family's lab."""
+    if j == 0 and lab_of is not None:
+        return np.array([lab_of.get(str(f), DEFAULT_LAB) for f in level.labels])
+    return np.asarray(level.parents)
+
+
+def lab_terms(
+    u: np.ndarray,
+    v: np.ndarray,
+    labs: list[str],
+    lab_index: np.ndarray,
+    exponents: tuple[str, ...] = LAB_EXPONENTS,
+    levels: tuple[str, ...] = LAB_LEVELS,
+) -> dict:
+    """Another lab's terms in the laws, built inside a PyMC model that has a ``lab`` dim.
+
+    The released lab (else the first) is the reference that holds the shared exponents and
+    levels; every other lab gets deviations of ``exponents`` (a prefix of
+    :data:`LAB_EXPONENTS`) turning its laws about the centre of its own settings
+    (:func:`lab_centres`), and offsets of ``levels`` (of :data:`LAB_LEVELS`). Recorded as
+    ``dev_<name>_lab`` (dims ``lab``) and ``sigma_lab_<name>``.
+
+    Parameters
+    ----------
+    u, v : ndarray
+        Centred ln N and ln D of each setting.
+    labs, lab_index : list of str, ndarray
+        The labs and each setting's lab (:func:`setting_labs`).
+    exponents, levels : tuple of str
+        What another lab moves.
+
+    Returns
+    -------
+    dict
+        ``lr``, ``bs``: per setting, what the lab's deviations of the exponents add to ln lr*
+        and ln B*; ``level``: per setting, its levels (settings, len(levels));
+        ``tilt``: its best-loss slopes' deviations and centre (:func:`.surface.best_loss`),
+        where ``exponents`` holds them, else empty.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    ref = labs.index(DEFAULT_LAB) if DEFAULT_LAB in labs else 0
+    others = len(labs) - 1
+
+    def with_reference(x, width):  # the reference lab's row: zeros
+        return pt.concatenate([x[:ref], pt.zeros((1, width)), x[ref:]], axis=0)
+
+    # the exponents' deviations (a few small settings inform them about as much as the prior
+    # does) non-centred, with learned spreads; with a free deviation for every lab, the shared
+    # exponents and two labs' deviations would form a ridge that only the spread's prior
+    # bounds. The spreads are parameter-expanded (Gelman 2006): spread = s·|a| with a ~
+    # Normal(0, 1) is HalfNormal(s), and a non-centred deviation is s·a·z. In (a, z) the prior
+    # is a unit normal, so a spread near 0 (a lab whose exponents match) is the middle of it;
+    # sampled as ln(spread), it was an exponential tail that chains wandered into at the
+    # tree-depth limit and left slowly (the README's pooled sweep: R-hat 1.022 and tail ESS
+    # 115 on the spread of β). a's sign is redundant: only |a| and a·z are reported
+    k = min(len(exponents), 3)
+    expand = pm.Normal("z_lab_spread", 0.0, 1.0, shape=k)
+    dev = LAB_SCALES[:k] * expand * pm.Normal("z_lab", 0.0, 1.0, shape=(others, k))
+    spread = LAB_SCALES[:k] * pt.abs(expand)
+    if len(exponents) > 3:
+        # the best-loss slopes' deviations centred, of fixed scale: a learned spread of theirs
+        # formed a funnel wherever the lab's settings pin them (centred) or do not
+        # (non-centred): a held-out MoE variant from one setting, R-hat 1.72; the NAdamW lab
+        # from 4 settings, 106 divergences at the spread's neck. Two labs say next to nothing
+        # of that spread
+        scale = LAB_SCALES[3 : len(exponents)]
+        slopes = pm.Normal("tilt_lab", 0.0, scale, shape=(others, len(scale)))
+        dev = pt.concatenate([dev, slopes], axis=1)
+        spread = pt.concatenate([spread, scale])
+    dev = with_reference(dev, len(exponents))
+    for i, name in enumerate(exponents):
+        pm.Deterministic(f"sigma_lab_{name}", spread[i])
+        pm.Deterministic(f"dev_{name}_lab", dev[:, i], dims="lab")
+    # the levels are the lab's own: an offset per other lab, non-centred, of fixed sd. Another
+    # optimizer or schedule moves the optimum as a whole (Marin's NAdamW x3 above the Step
+    # Law) and where runs diverge; pooled with the released families' offsets and edge, its
+    # optima sat x2-3 below its best runs
+    level = LAB_LEVEL_SD * with_reference(
+        pm.Normal("z_lab_level", 0.0, 1.0, shape=(others, len(levels))), len(levels)
+    )
+    for i, name in enumerate(levels):
+        pm.Deterministic(f"dev_{name}_lab", level[:, i], dims="lab")
+    # about the centre of the lab's own settings (not the pooled data's) its offsets and its
+    # deviations are uncorrelated (the README's pooled sweep: max R-hat 1.31 about the data's
+    # centre, 1.047 about the lab's own)
+    lab_u, lab_v = lab_centres(u, v, lab_index, len(labs))
+    du, dv = u - lab_u[lab_index], v - lab_v[lab_index]
+    level = level[lab_index]
+    out = {
+        "lr": dev[lab_index, 0] * du + dev[lab_index, 1] * dv,
+        "bs": dev[lab_index, 2] * dv,
+        "level": level,
+        "tilt": {},
+    }
+    if len(exponents) > 3:
+        out["tilt"] = {"tilt_N": dev[lab_index, 3], "tilt_D": dev[lab_index, 4],
+                       "u0": lab_u[lab_index], "v0": lab_v[lab_index]}  # fmt: skip
+    return out
+
+
 def setting_labs(runs: pd.DataFrame, design: Design) -> tuple[list[str], np.ndarray]:
     """The labs (sorted) and each setting's lab index, from a ``lab`` column (default
     :data:`DEFAULT_LAB`)."""

@@ -38,6 +38,7 @@ from .._validate import (
     scalar,
 )
 from .design import Design
+from .labs import LAB_EXPONENTS, lab_terms, sibling_parents
 from .posterior import Posterior
 from .predictive import ABOUT, SHORT, Draws, Points, points
 
@@ -64,7 +65,11 @@ DEFAULT_GRID = (2**0.5, 2.0)
 
 
 def group_offsets(
-    name: str, design: Design, centered: bool = False, sigma_prior: tuple | None = None
+    name: str,
+    design: Design,
+    centered: bool = False,
+    sigma_prior: tuple | None = None,
+    lab_of: dict[str, str] | None = None,
 ):
     """Sum of the level offsets of every setting for one law (``lr`` or ``bs``).
 
@@ -74,6 +79,7 @@ def group_offsets(
     apart from its parent. ``centered=True`` samples the zero-sum offsets with scale ``sigma``
     directly (for data that pin the offsets down).
     ``sigma_prior``: the Gamma prior of the scales (default ``PRIORS["sigma_group"]``).
+    ``lab_of`` (each family's lab): the families of each lab sum to zero, about its level.
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -81,7 +87,7 @@ def group_offsets(
     total = 0.0
     for j, lev in enumerate(design.hierarchy.levels):
         sigma = pm.Gamma(f"sigma_{name}_{lev.column}", *(sigma_prior or PRIORS["sigma_group"])[1:])
-        parents = np.asarray(lev.parents)
+        parents = sibling_parents(lev, j, lab_of)
         pieces, order = [], []
         siblings = np.unique(parents)
         for k, parent in enumerate(siblings):
@@ -103,13 +109,20 @@ def group_offsets(
     return total
 
 
-def law_means(design: Design, batch_depends_on_N: bool, centered: bool = False):
+def law_means(
+    design: Design,
+    batch_depends_on_N: bool,
+    centered: bool = False,
+    labs: tuple[list[str], np.ndarray, dict[str, str]] | None = None,
+):
     """Setting-level optima (ln lr, ln batch tokens) of the hierarchical law.
 
     ``centered=True`` samples the setting optima ``m_lr``, ``m_bs`` (``u``, ``v`` then follow
     from them) and the group offsets directly: right when every setting's own runs pin its
     optimum down, where the non-centred form makes NUTS trees ~15x
-    deeper and funnels the family scale.
+    deeper and funnels the family scale. ``labs`` (the labs, each setting's lab, each family's
+    lab; two or more labs): another lab's levels and deviations of α, β, γ
+    (:func:`.labs.lab_terms`), its families summing to zero about its levels.
     """
     import pymc as pm
 
@@ -118,10 +131,16 @@ def law_means(design: Design, batch_depends_on_N: bool, centered: bool = False):
     alpha = pm.Normal("alpha", *PRIORS["alpha"][1:])
     beta = pm.Normal("beta", *PRIORS["beta"][1:])
     gamma = pm.Normal("gamma", *PRIORS["gamma"][1:])
-    off_lr = group_offsets("lr", design, centered)
-    off_bs = group_offsets("bs", design, centered)
+    lab_of = labs[2] if labs else None
+    off_lr = group_offsets("lr", design, centered, lab_of=lab_of)
+    off_bs = group_offsets("bs", design, centered, lab_of=lab_of)
     mu_lr = c + alpha * design.log_n + beta * design.log_d + off_lr
     mu_bs = d + gamma * design.log_d + off_bs
+    if labs:
+        lab = lab_terms(design.log_n, design.log_d, labs[0], labs[1], LAB_EXPONENTS[:3],
+                        ("lr", "bs"))  # fmt: skip
+        mu_lr = mu_lr + lab["lr"] + lab["level"][:, 0]
+        mu_bs = mu_bs + lab["bs"] + lab["level"][:, 1]
     if batch_depends_on_N:
         mu_bs = mu_bs + pm.Normal("delta", *PRIORS["delta"][1:]) * design.log_n
     sigma_u = pm.HalfNormal("sigma_setting_lr", PRIORS["sigma_setting"][1])

@@ -603,10 +603,10 @@ class LossPosterior(StepLawPosterior):
                 "on both sides of its best run; the held-out runs' losses were 97-100% inside "
                 "theirs, median error 1.1% at k = 2 (docs: few-shot transfer; "
                 "benchmarks/bench_lab_transfer.py). Each released MoE variant held out and "
-                "pooled as a user's lab from its smallest setting (k = 1): 90% intervals x3.1 "
-                "in lr and x4.0 in batch (a never-seen family: x6.7 and x8.1), all 12 held-out "
-                "best runs inside (benchmarks/bench_transfer.py; 2 x 500 draws, R-hat up to "
-                "1.31)."
+                "pooled as a user's lab from its smallest setting (k = 1): 90% intervals x3.6 "
+                "in lr and x4.7 in batch (a never-seen family: x6.7 and x8.1), 12 and 11 of the "
+                "12 held-out best runs inside (benchmarks/bench_transfer.py; 2 x 500 draws, "
+                "R-hat up to 1.047)."
             )
         sections = [
             "## Loss model",

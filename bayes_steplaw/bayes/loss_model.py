@@ -28,13 +28,14 @@ from .._validate import check_choice
 from .design import DEFAULT_GROUPS, Design, build_design, level_dims
 from .labs import (
     DEFAULT_LAB,
-    LAB_EXPONENTS,
     LAB_LEVEL_SD,
     LAB_LEVELS,
     LAB_SCALES,
     lab_centres,
     lab_of_family,
+    lab_terms,
     setting_labs,
+    sibling_parents,
 )
 from .law import PRIORS
 from .loss import LossPosterior
@@ -105,7 +106,7 @@ def _group_offsets(design: Design, lab_of: dict[str, str] | None = None):
     total = pt.zeros((len(design.settings), 3))
     for j, lev in enumerate(design.hierarchy.levels):
         sigma = pm.Gamma(f"z_sigma_{lev.column}", alpha=shape_a, beta=rate, shape=3)
-        parents = _parents(lev, j, lab_of)
+        parents = sibling_parents(lev, j, lab_of)
         siblings = np.unique(parents)
         pieces, order = [], []
         for k, parent in enumerate(siblings):
@@ -125,14 +126,6 @@ def _group_offsets(design: Design, lab_of: dict[str, str] | None = None):
         padded = pt.concatenate([offsets.T, pt.zeros((1, 3))], axis=0)  # index -1: no offset
         total = total + padded[design.setting_levels[:, j]]
     return total
-
-
-def _parents(level, j: int, lab_of: dict[str, str] | None) -> np.ndarray:
-    """Each level's parent, whose children's offsets sum to zero: for the outermost column
-    with ``lab_of``, the family's lab."""
-    if j == 0 and lab_of is not None:
-        return np.array([lab_of.get(str(f), DEFAULT_LAB) for f in level.labels])
-    return np.asarray(level.parents)
 
 
 def star_law(form: str) -> dict:
@@ -426,75 +419,11 @@ class LossModel(Model):
             lab_u, lab_v = lab_centres(u, v, lab_index, len(labs))
             offsets = _group_offsets(design, lab_of)
             if by_lab:
-                # each lab's exponents deviate from the shared ones by a partially pooled
-                # amount (spreads HalfNormal, LAB_PRIORS): a lab's own settings
-                # move its exponents, and a new lab's spread around the shared ones. The
-                # released lab (else the first) is the reference that holds the shared ones:
-                # with a free deviation for every lab, the shared exponents and two labs'
-                # deviations form a ridge that only the spread's prior bounds.
-                #
-                # The spreads are parameter-expanded (Gelman 2006): spread = s·|a| with a ~
-                # Normal(0, 1) is HalfNormal(s), and a non-centred deviation is s·a·z. In (a, z)
-                # the prior is a unit normal, so a spread near 0 (a lab whose exponents match)
-                # is the middle of it; sampled as ln(spread), it was an exponential tail that
-                # chains wandered into at the tree-depth limit and left slowly (the README's
-                # pooled sweep: R-hat 1.022 and tail ESS 115 on the spread of β, one chain's
-                # first fifth at half the others' mean). a's sign is redundant: only |a| and a·z
-                # are reported (pooled: R-hat 1.004, tail ESS >= 884)
-                k = len(LAB_EXPONENTS)
-                expand = pm.Normal("z_lab_spread", 0.0, 1.0, shape=3)
-                ref = labs.index(DEFAULT_LAB) if DEFAULT_LAB in labs else 0
-                # the exponents' deviations non-centred (a few small settings inform them about
-                # as much as the prior does), with learned spreads. The best-loss slopes'
-                # deviations are centred, of fixed scale (LAB_SCALES): a learned spread of
-                # theirs formed a funnel wherever the lab's settings pin them (centred) or do
-                # not (non-centred): a held-out MoE variant from one setting, R-hat 1.72; the
-                # NAdamW lab from 4 settings, 106 divergences at the spread's neck. Two labs
-                # say next to nothing of that spread
-                z_lab = pm.Normal("z_lab", 0.0, 1.0, shape=(len(labs) - 1, 3))
-                exponents = LAB_SCALES[:3] * expand * z_lab
-                slopes = pm.Normal("tilt_lab", 0.0, LAB_SCALES[3:], shape=(len(labs) - 1, k - 3))
-                dev = pt.concatenate([exponents, slopes], axis=1)
-                dev = pt.concatenate([dev[:ref], pt.zeros((1, k)), dev[ref:]], axis=0)
-                spread = pt.concatenate([LAB_SCALES[:3] * pt.abs(expand), LAB_SCALES[3:]])
-                for i, name in enumerate(LAB_EXPONENTS):
-                    pm.Deterministic(f"sigma_lab_{name}", spread[i])
-                    pm.Deterministic(f"dev_{name}_lab", dev[:, i], dims="lab")
-                # each lab's deviations turn its laws about the centre of its own settings
-                # (not the pooled data's), where its offsets and its deviations are
-                # uncorrelated. A 4-setting user sweep pooled with the released data (the
-                # README's), max R-hat at default settings: 1.31 with free deviations; 1.047
-                # with the reference lab and own centres (the best-loss law slowest, its shared
-                # slopes pulled between two labs' losses); 1.030 with a tilt of ln L* per lab;
-                # 1.022 with one lab's spread fixed; 1.008 with the lab's own shape offsets
-                # (_shape_offsets) and one lab's spreads held at their prior scale. Held, a lab
-                # whose exponents match kept intervals too wide for the calibration plan to beat
-                # the naive sweep, so the spreads stay learned: R-hat 1.029, 88 divergences, all
-                # deviations non-centred; 1.012 and 1 divergence with the best-loss slopes'
-                # centred; 1.007, 0 divergences, ESS >= 548 with target_accept 0.98 (a Gamma(2)
-                # spread converged too, but the plan then no longer beat the naive sweep)
-                du_lab, dv_lab = u - lab_u[lab_index], v - lab_v[lab_index]
-                lab_lr = dev[lab_index, 0] * du_lab + dev[lab_index, 1] * dv_lab
-                lab_bs = dev[lab_index, 2] * dv_lab
-                tilt = {"tilt_N": dev[lab_index, 3], "tilt_D": dev[lab_index, 4],
-                        "u0": lab_u[lab_index], "v0": lab_v[lab_index]}  # fmt: skip
-                # the levels of the lr and batch laws, of the best loss and of the divergence
-                # edge are the lab's own (LAB_LEVELS): an offset per other lab, non-centred, of
-                # fixed sd. Another optimizer or schedule moves the optimum as a whole (Marin's
-                # NAdamW x3 above the Step Law) and where runs diverge: its optima followed the
-                # released lab's edge and family offsets x2-3 below its best runs
-                n_lev = len(LAB_LEVELS)
-                z_level = pm.Normal("z_lab_level", 0.0, 1.0, shape=(len(labs) - 1, n_lev))
-                level = pt.concatenate([z_level[:ref], pt.zeros((1, n_lev)), z_level[ref:]], axis=0)
-                level = level * LAB_LEVEL_SD
-                for i, name in enumerate(LAB_LEVELS):
-                    pm.Deterministic(f"dev_{name}_lab", level[:, i], dims="lab")
-                # the levels of ln lr*, ln B* and ln L* add to the families' offsets, which
-                # sum to zero within each lab (_group_offsets): summed with the released
-                # families', a lab's level and its family's offset formed a ridge (correlation
-                # -0.94; the README's pooled sweep: 1 divergence)
-                offsets = offsets + level[lab_index, :3]
-                div_lab = level[lab_index, 3]
+                lab = lab_terms(u, v, labs, lab_index)
+                lab_lr, lab_bs, tilt = lab["lr"], lab["bs"], lab["tilt"]
+                # its levels add to the families' offsets (which sum to zero within the lab)
+                offsets = offsets + lab["level"][:, :3]
+                div_lab = lab["level"][:, 3]
             else:
                 lab_lr = lab_bs = 0.0
                 div_lab = None
@@ -610,7 +539,7 @@ class LossModel(Model):
         # its prior's mean, where its gradient is exactly zero and nutpie's first mass matrix is
         # undefined: it starts at half of it
         for j, lev in enumerate(design.hierarchy.levels):
-            parents = _parents(lev, j, lab_of)
+            parents = sibling_parents(lev, j, lab_of)
             if len(set(parents)) == len(parents):
                 mean = np.array([PRIORS["sigma_group"][1] / PRIORS["sigma_group"][2]] * 2
                                 + [LOSS_PRIORS["sigma_star_group"][1]

@@ -27,6 +27,7 @@ import pandas as pd
 from .._validate import DEFAULT_TOL, check_choice
 from ..datasets.sweeps import best_runs, near_optimal
 from .design import DEFAULT_GROUPS, build_design, level_dims
+from .labs import LAB_LEVEL_SD, lab_centres, lab_of_family, setting_labs
 from .law import PRIORS, StepLawPosterior, law_means
 from .model import Built, Model
 
@@ -95,6 +96,10 @@ class OptimumModel(Model):
     best_offsets : {"shared", "group"}
         Whether the best run's mean offset from the plateau centre, μ_best, is one for all
         groups or has zero-sum offsets (sd 0.2) per level of the first group column.
+    exponents_vary_by : {"lab", None}
+        With runs of two or more labs (a ``lab`` column; a pooled user's runs are the ``user``
+        lab), each other lab has levels of its own and deviations of α, β, γ
+        (:func:`.labs.lab_terms`), as in the loss model; None: shared.
     """
 
     kind = "optimum"
@@ -107,8 +112,12 @@ class OptimumModel(Model):
         batch_depends_on_N: bool = False,
         threshold: float = DEFAULT_TOL,
         best_offsets: str = "group",
+        exponents_vary_by: str | None = "lab",
     ):
         super().__init__(groups, batch_depends_on_N=batch_depends_on_N)
+        if exponents_vary_by not in ("lab", None):
+            raise ValueError(f"exponents_vary_by must be 'lab' or None; got {exponents_vary_by!r}")
+        self.exponents_vary_by = exponents_vary_by
         self.best_offsets = check_choice(best_offsets, "best_offsets", ("shared", "group"))
         if not (isinstance(threshold, (int, float)) and np.isfinite(threshold) and threshold > 0):
             raise ValueError(
@@ -122,6 +131,7 @@ class OptimumModel(Model):
             **super().get_config(),
             "threshold": self.threshold,
             "best_offsets": self.best_offsets,
+            "exponents_vary_by": self.exponents_vary_by,
         }
 
     def build(self, sweeps: pd.DataFrame, *, weighted: bool = False) -> Built:
@@ -143,6 +153,10 @@ class OptimumModel(Model):
         rs = design.run_setting[plateau]
         coords = {"setting": design.settings, "plateau_run": plateau}
         coords.update(level_dims(design.hierarchy))
+        labs, lab_index = setting_labs(runs, design)
+        coords["lab"] = labs
+        by_lab = len(labs) >= 2 and self.exponents_vary_by is not None
+        lab_of = lab_of_family(runs) if by_lab else {}
         levels = design.hierarchy.levels
         by_group = self.best_offsets == "group" and bool(levels) and len(levels[0].labels) > 1
         column = levels[0].column if by_group else None
@@ -155,7 +169,8 @@ class OptimumModel(Model):
             "bs": np.log(best["batch_tokens"].to_numpy(float)),
         }
         with pm.Model(coords=coords) as model:
-            m = dict(zip(("lr", "bs"), law_means(design, self.batch_depends_on_N)))
+            lab = (labs, lab_index, lab_of) if by_lab else None
+            m = dict(zip(("lr", "bs"), law_means(design, self.batch_depends_on_N, labs=lab)))
             w = pm.Data("run_weight", np.ones(len(runs))) if weighted else None
             for law, values in (("lr", design.log_lr), ("bs", design.log_bs)):
                 s_run = pm.HalfNormal(f"sigma_run_{law}", PRIORS["sigma_run"][1])
@@ -178,7 +193,13 @@ class OptimumModel(Model):
                     pm.Normal(
                         f"best_log_{law}", best_at, scale, observed=observed[law], dims="setting"
                     )
+        lab_u, lab_v = lab_centres(design.log_n, design.log_d, lab_index, len(labs))
         extra = {
+            "labs": labs,
+            "lab_centres": {lab: [float(lab_u[i]), float(lab_v[i])] for i, lab in enumerate(labs)},
+            "lab_of_family": lab_of,
+            "exponents_vary_by": self.exponents_vary_by,
+            **{f"sd_lab_{name}": LAB_LEVEL_SD if by_lab else None for name in ("lr", "bs")},
             "threshold": self.threshold,
             "priors": PRIORS,
             "best_offsets_column": column,
