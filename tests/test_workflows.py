@@ -457,3 +457,17 @@ def test_with_released_learns_the_users_offsets(cli_pooled, released):
                                 truths=256, search_truths=32, allow_unconverged=True)  # fmt: skip
     assert plan.expected_excess_after < plan.expected_excess_before
     assert len(plan.runs) == 3 and (plan.runs["N"] <= 7e8).all()
+
+
+@pytest.mark.slow  # builds the pooled loss model's graph twice (about 3 s)
+def test_a_user_in_the_papers_setup_can_share_its_lab(released):
+    """Pooled runs are another lab's (levels and exponent deviations of their own) unless the
+    table says they come from the released lab's setup (``lab="step-law"``): then the graph
+    has no lab terms, and the user's family sums to zero with the released families."""
+    model = bsl.LossModel()
+    for lab, terms in ((None, True), ("step-law", False)):
+        mine = user_sweep() if lab is None else user_sweep().assign(lab=lab)
+        pooled = bsl.pool_with_released(mine, ("arch",), released=released)
+        graph = model.build(pooled).model
+        assert ("dev_lr_lab" in graph.named_vars) is terms
+        assert ("dev_div_lab" in graph.named_vars) is terms
