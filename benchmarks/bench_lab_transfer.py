@@ -24,7 +24,10 @@ It also records, for the gallery page ``plot_13_new_lab.py``, the lab's lr inter
 pooled NUTS fits at default settings: about 7 minutes on two cores (2-2.5 each). Writes
 ``docs/gallery/data/lab_transfer.json`` (``--out`` elsewhere).
 
-Run: ``python benchmarks/bench_lab_transfer.py [--k 0,1,2,4] [--out FILE]``
+``--model optimum`` pools with the optimum model instead (each setting's plateau and best runs;
+about 2 minutes; it predicts no loss, so the run scores are left out).
+
+Run: ``python benchmarks/bench_lab_transfer.py [--k 0,1,2,4] [--model loss|optimum] [--out FILE]``
 """
 
 from __future__ import annotations
