@@ -43,6 +43,8 @@ runs diverge: in the released sweeps a run diverges about 2.3 ln units (x10) abo
 setting's optimum, in Marin's at 0.7 (a 300M baseline's double). A family's offsets, pooled
 with the released families' (which differ by ±0.06), and the released lab's edge held that
 lab's optima x2-3 below its best runs."""
+EXPONENTS_VARY_BY = ("lab", None)
+"""What a model's exponents may vary by (``exponents_vary_by``): each lab, or nothing."""
 DEFAULT_LAB = "step-law"
 """The lab of runs whose table has no ``lab`` column (the released sweeps')."""
 
@@ -57,6 +59,27 @@ def lab_centres(u, v, lab_index, n_labs: int) -> tuple[np.ndarray, np.ndarray]:
     counts = np.bincount(lab_index, minlength=n_labs)
     return (np.bincount(lab_index, u, n_labs) / np.maximum(counts, 1),
             np.bincount(lab_index, v, n_labs) / np.maximum(counts, 1))  # fmt: skip
+
+
+def lab_metadata(
+    u: np.ndarray,
+    v: np.ndarray,
+    labs: list[str],
+    lab_index: np.ndarray,
+    lab_of: dict[str, str],
+    levels: tuple[str, ...],
+    by_lab: bool,
+) -> dict:
+    """What a posterior needs to answer for each lab: the labs, the centre of each lab's
+    settings (:func:`lab_centres`), each family's lab and the fixed sd of each of ``levels``
+    (``sd_lab_<name>``; None where the fit has no lab terms)."""
+    lab_u, lab_v = lab_centres(u, v, lab_index, len(labs))
+    return {
+        "labs": labs,
+        "lab_centres": {lab: [float(lab_u[i]), float(lab_v[i])] for i, lab in enumerate(labs)},
+        "lab_of_family": lab_of,
+        **{f"sd_lab_{name}": LAB_LEVEL_SD if by_lab else None for name in levels},
+    }
 
 
 def sibling_parents(level, j: int, lab_of: dict[str, str] | None) -> np.ndarray:

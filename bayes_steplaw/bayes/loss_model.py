@@ -28,10 +28,10 @@ from .._validate import check_choice
 from .design import DEFAULT_GROUPS, Design, build_design, level_dims
 from .labs import (
     DEFAULT_LAB,
-    LAB_LEVEL_SD,
+    EXPONENTS_VARY_BY,
     LAB_LEVELS,
     LAB_SCALES,
-    lab_centres,
+    lab_metadata,
     lab_of_family,
     lab_terms,
     setting_labs,
@@ -351,9 +351,9 @@ class LossModel(Model):
         exponents_vary_by: str | None = "lab",
     ):
         super().__init__(groups, batch_depends_on_N=batch_depends_on_N)
-        if exponents_vary_by not in ("lab", None):
-            raise ValueError(f"exponents_vary_by must be 'lab' or None; got {exponents_vary_by!r}")
-        self.exponents_vary_by = exponents_vary_by
+        self.exponents_vary_by = check_choice(
+            exponents_vary_by, "exponents_vary_by", EXPONENTS_VARY_BY
+        )
         self.shape_terms = check_choice(shape_terms, "shape_terms", ("linear", "quadratic"))
         self.surface = check_choice(surface, "surface", tuple(SURFACES))
         self.best_law = check_choice(best_law, "best_law", BEST_LAWS)
@@ -416,7 +416,6 @@ class LossModel(Model):
                 pm.Deterministic(name, law[i])
             c, d, alpha, beta, gamma = (law[i] for i in range(5))
             star = star_law(self.best_law)
-            lab_u, lab_v = lab_centres(u, v, lab_index, len(labs))
             offsets = _group_offsets(design, lab_of)
             if by_lab:
                 lab = lab_terms(u, v, labs, lab_index)
@@ -518,11 +517,8 @@ class LossModel(Model):
             "noise": self.noise,
             "shape_terms": self.shape_terms,
             "shape_column": column,
-            "labs": labs,
-            "lab_centres": {lab: [float(lab_u[i]), float(lab_v[i])] for i, lab in enumerate(labs)},
-            "lab_of_family": lab_of_family(runs),
+            **lab_metadata(u, v, labs, lab_index, lab_of_family(runs), LAB_LEVELS, by_lab),
             "exponents_vary_by": self.exponents_vary_by,
-            **{f"sd_lab_{name}": LAB_LEVEL_SD if tilt else None for name in LAB_LEVELS},
             "n_diverged": int(div.sum()),
             "priors": PRIORS,
             "loss_priors": LOSS_PRIORS,

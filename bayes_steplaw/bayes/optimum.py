@@ -27,7 +27,7 @@ import pandas as pd
 from .._validate import DEFAULT_TOL, check_choice
 from ..datasets.sweeps import best_runs, near_optimal
 from .design import DEFAULT_GROUPS, build_design, level_dims
-from .labs import LAB_LEVEL_SD, lab_centres, lab_of_family, setting_labs
+from .labs import EXPONENTS_VARY_BY, lab_metadata, lab_of_family, setting_labs
 from .law import PRIORS, StepLawPosterior, law_means
 from .model import Built, Model
 
@@ -115,9 +115,9 @@ class OptimumModel(Model):
         exponents_vary_by: str | None = "lab",
     ):
         super().__init__(groups, batch_depends_on_N=batch_depends_on_N)
-        if exponents_vary_by not in ("lab", None):
-            raise ValueError(f"exponents_vary_by must be 'lab' or None; got {exponents_vary_by!r}")
-        self.exponents_vary_by = exponents_vary_by
+        self.exponents_vary_by = check_choice(
+            exponents_vary_by, "exponents_vary_by", EXPONENTS_VARY_BY
+        )
         self.best_offsets = check_choice(best_offsets, "best_offsets", ("shared", "group"))
         if not (isinstance(threshold, (int, float)) and np.isfinite(threshold) and threshold > 0):
             raise ValueError(
@@ -193,13 +193,11 @@ class OptimumModel(Model):
                     pm.Normal(
                         f"best_log_{law}", best_at, scale, observed=observed[law], dims="setting"
                     )
-        lab_u, lab_v = lab_centres(design.log_n, design.log_d, lab_index, len(labs))
         extra = {
-            "labs": labs,
-            "lab_centres": {lab: [float(lab_u[i]), float(lab_v[i])] for i, lab in enumerate(labs)},
-            "lab_of_family": lab_of,
+            **lab_metadata(
+                design.log_n, design.log_d, labs, lab_index, lab_of, ("lr", "bs"), by_lab
+            ),
             "exponents_vary_by": self.exponents_vary_by,
-            **{f"sd_lab_{name}": LAB_LEVEL_SD if by_lab else None for name in ("lr", "bs")},
             "threshold": self.threshold,
             "priors": PRIORS,
             "best_offsets_column": column,
