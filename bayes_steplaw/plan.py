@@ -34,8 +34,7 @@ from ._validate import (
     scalar,
 )
 from .api import PosteriorLike, check_group, resolve_posterior
-from .bayes.answers import DIVERGED_EXCESS, Surface
-from .bayes.surface import sigmoid
+from .bayes.answers import Surface
 
 MAX_CELLS = 20_000_000
 """Largest (candidates x posterior draws) array a plan evaluates (160 MB of float64; a few
@@ -105,13 +104,11 @@ def _axis(log_values: np.ndarray, step: float, name: str, limit: int) -> np.ndar
 
 def excess_draws(surface: Surface, N: float, D: float, log_lr, log_bs) -> np.ndarray:
     """Per candidate run and draw, the relative excess loss ``e`` (q, or 0.5 if it
-    diverges, weighted by its probability): (candidates, draws)."""
+    diverges, weighted by its probability; :meth:`Surface.excess`): (candidates, draws)."""
     n = len(log_lr)
     at = surface.at(np.full(n, N), np.full(n, D), np.reshape(log_lr, (n, 1)),
                     np.reshape(log_bs, (n, 1)))  # fmt: skip
-    p = sigmoid(at["logit"])
-    with np.errstate(invalid="ignore"):
-        return np.where(p < 1, (1 - p) * at["q"], 0.0) + p * DIVERGED_EXCESS
+    return Surface.excess(at)
 
 
 def _greedy(q: np.ndarray, runs: int) -> list[int]:

@@ -64,10 +64,11 @@ SHAPE = {
     "skew_lr": 0.5,
     "skew_bs": 0.3,
     "lr_batch": 0.2,
+    "asym_lr": 0.15,
 }
 SLOPES = {"log_a_lr": (0.2, -0.1, 0.05, 0.03), "tilt": (0.0, 0.1, 0.0, 0.0)}
 """Shape terms in u, v, v², u·v (the others 0): the shape of a setting moves with N and D."""
-PLAIN = {"tilt": 0.0, "bend": 0.0, "skew_lr": 0.0, "skew_bs": 0.0, "lr_batch": 0.0}
+PLAIN = {"tilt": 0.0, "bend": 0.0, "skew_lr": 0.0, "skew_bs": 0.0, "lr_batch": 0.0, "asym_lr": 0.0}
 """With SHAPE: a plain separable bowl, a_lr·x² + a_bs·y²."""
 DIV = {"tau0": (2.0, 0.1, -0.05), "tau1": -0.05, "tau2": -0.03, "width": 0.1}
 NO_SPIKES = {"nu": 5.0, "spike_w": 0.0, "spike_mean": 3.0, "spike_sd": 3.0}
@@ -202,12 +203,14 @@ def ph(z):
     return np.where(z == 0, 1.0, 2 * (np.exp(safe) - 1 - safe) / safe**2)
 
 
-def true_q(N, D, lr, bs, shape=SHAPE, slopes=SLOPES, group="dense", shift=0.0):
-    """(q, x, y) of runs: the relative excess loss and the ln offsets from the optimum."""
+def true_q(N, D, lr, bs, shape=SHAPE, slopes=SLOPES, group="dense", shift=0.0, at=None):
+    """(q, x, y) of runs: the relative excess loss and the ln offsets from the optimum
+    (``at``: the (N, D) whose surface shape the runs take, default their own)."""
     m_lr, m_bs = optimum(N, D, group)
     x, y = np.log(lr) - m_lr, np.log(bs) - m_bs
-    s = shape_at(N, D, shape, slopes, shift)
+    s = shape_at(*(at or (N, D)), shape, slopes, shift)
     xv = x - s["tilt"] * y - s["bend"] * y**2
+    xv = xv * np.exp(s["asym_lr"] * np.sign(xv))
     q = np.exp(s["log_a_lr"] + s["lr_batch"] * y) * xv**2 * ph(s["skew_lr"] * xv)
     return q + np.exp(s["log_a_bs"]) * y**2 * ph(s["skew_bs"] * y), x, y
 
@@ -234,6 +237,11 @@ def test_phi_is_smooth_through_zero_and_excess_is_the_bowl_without_bends():
     assert (full >= 0).all() and excess(0.0, 0.0, SHAPE) == 0
     # a positive lr skew makes the high-lr side steeper than the low-lr side
     assert excess(1.5, 0.0, SHAPE) > excess(-1.5, 0.0, SHAPE)
+    # asym_lr = ρ: curvature e^{2ρ}·a above the valley floor, e^{−2ρ}·a below, minimum kept
+    xv = x - 0.4 * y
+    lopsided = 0.01 * np.exp(0.6 * np.sign(xv)) * xv**2 + 0.005 * y**2
+    np.testing.assert_allclose(excess(x, y, plain | {"asym_lr": 0.3}), lopsided)
+    assert excess(0.0, 0.0, SHAPE | {"asym_lr": 0.3}) == 0
 
 
 def test_run_log_likelihood_is_bernoulli_plus_the_noise_density():
@@ -435,6 +443,23 @@ def test_family_shape_offset_changes_the_surface():
     q_moe = true_q(N0, D0, lr, bs, group="moe", shift=0.1)[0]
     assert float(dense) == pytest.approx(want_dense, rel=1e-10)
     assert float(moe) == pytest.approx(true_star(N0, D0, "moe") * (1 + q_moe), rel=1e-10)
+
+
+def test_beyond_the_data_the_shape_is_held_at_its_edge():
+    # handmade's data span N 1e8-1e10 and D 1e9-1e12: at N = 1e11 the runs sit around their
+    # own optimum and best loss (the laws extrapolate) on the surface shape of N = 1e10
+    post = handmade(100)
+    far, D = 1e11, 3e10
+    m_lr, m_bs = optimum(np.array(far), np.array(D))
+    lr, bs = np.exp(m_lr + np.array([-1.0, 0.7])), np.exp(m_bs + np.array([0.5, -0.4]))
+    got = post.predict_loss(far, D, lr, bs, kind="mean").median()["loss"].to_numpy()
+    held = true_q(far, D, lr, bs, at=(1e10, D))[0]
+    np.testing.assert_allclose(got, true_star(far, D) * (1 + held), rtol=1e-10)
+    carried = true_q(far, D, lr, bs)[0]  # the quadratic carried out: a different surface
+    assert np.all(np.abs(carried / held - 1) > 0.05)
+    inside = post.predict_loss(5e9, D, lr, bs, kind="mean").median()["loss"].to_numpy()
+    want = true_star(5e9, D) * (1 + true_q(5e9, D, lr, bs)[0])
+    np.testing.assert_allclose(inside, want, rtol=1e-10)
 
 
 def test_optimum_and_law_are_the_law_without_scatter_and_scatter_widens_the_optimum():

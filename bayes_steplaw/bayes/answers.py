@@ -176,11 +176,22 @@ class Surface:
 
     @staticmethod
     def expected(out: dict) -> np.ndarray:
-        """Per draw, the expected loss of each run, a diverged run counted at 1.5·L*."""
+        """Per draw, the expected loss of each run, a diverged run counted at 1.5·L*, and so
+        is a run whose loss would pass it: the data call such a run diverged (``diverged``
+        of the loss model), so the surface says nothing of its loss beyond that. Without the
+        cap a new family's draws of steep walls (exponential in the distance from the
+        optimum) made the expected loss at 7B / 1.4T 1e11 times L* and the decision flee to
+        a corner (lr 7.9e-5 against an optimum of 5.7e-4)."""
+        return out["loss_star"] * (1 + Surface.excess(out))
+
+    @staticmethod
+    def excess(out: dict) -> np.ndarray:
+        """Per draw, the expected relative excess of each run over L*: q, capped at the
+        excess a diverged run counts, and that excess with the run's P(diverge)."""
         p = sigmoid(out["logit"])
         with np.errstate(invalid="ignore"):
-            alive = np.where(p < 1, out["loc"], 0.0)
-        return (1 - p) * alive + p * out["loss_star"] * (1 + DIVERGED_EXCESS)
+            alive = np.where(p < 1, np.minimum(out["q"], DIVERGED_EXCESS), 0.0)
+        return (1 - p) * alive + p * DIVERGED_EXCESS
 
 
 def sweep_best(surface: Surface, N: np.ndarray, D: np.ndarray, grid: tuple, start: int = 0):
@@ -270,20 +281,31 @@ def decide(
             f"the expected loss at N = {N:g}, D = {D:g} is not finite anywhere the search "
             "looks (the law overflows this far from the data); give N and D nearer the data"
         )
-    k = int(np.nanargmin(values))
-    start = np.array([xx[k], yy[k]])
+    # refined from the grid's local minima (at most three, best first): far from the data a
+    # never-seen group's expected loss can have two basins, where one start found the worse
+    grid = np.where(np.isnan(values), np.inf, values).reshape(len(axes[0]), len(axes[1]))
+    padded = np.pad(grid, 1, constant_values=np.inf)
+    centre = padded[1:-1, 1:-1]
+    local = ((centre <= padded[:-2, 1:-1]) & (centre <= padded[2:, 1:-1])
+             & (centre <= padded[1:-1, :-2]) & (centre <= padded[1:-1, 2:]))  # fmt: skip
+    order = [k for k in np.argsort(grid, axis=None) if local.flat[k] and np.isfinite(grid.flat[k])]
+    best, best_value = None, np.inf
+    for k in order[:3] or [int(np.nanargmin(values))]:
+        start = np.array([xx[k], yy[k]])
 
-    def objective(z):
-        point = start.copy()
-        point[np.array(free)] = z
-        return float(expected_loss(surface, N, D, point[0], point[1])[0])
+        def objective(z, start=start):
+            point = start.copy()
+            point[np.array(free)] = z
+            return float(expected_loss(surface, N, D, point[0], point[1])[0])
 
-    found = minimize(objective, start[np.array(free)], method="Nelder-Mead",
-                     options={"xatol": 1e-3, "fatol": 1e-9})  # fmt: skip
-    best = start.copy()
-    if found.fun <= values[k]:
-        best[np.array(free)] = found.x
-    return float(best[0]), float(best[1]), min(float(found.fun), float(values[k]))
+        found = minimize(objective, start[np.array(free)], method="Nelder-Mead",
+                         options={"xatol": 1e-3, "fatol": 1e-9})  # fmt: skip
+        point, value = start.copy(), float(values[k])
+        if found.fun <= value:
+            point[np.array(free)], value = found.x, float(found.fun)
+        if value < best_value:
+            best, best_value = point, value
+    return float(best[0]), float(best[1]), best_value
 
 
 PLATEAU_ABOUT = {

@@ -23,7 +23,6 @@ from numpy.typing import ArrayLike
 from .._format import format_param, markdown_table
 from .._validate import DEFAULT_TOL, check_choice, check_seq_len, check_tol, scalar
 from .answers import (
-    DIVERGED_EXCESS,
     PLATEAU_ABOUT,
     REFERENCES,
     SWEEP_GRID,
@@ -43,6 +42,7 @@ from .surface import (
     LOSS_PRIORS,
     best_loss,
     evaluate,
+    fitted_box,
     mark_diverged,
     run_log_likelihood,
     run_logpdf,
@@ -87,13 +87,9 @@ class LossPosterior(StepLawPosterior):
 
     def _shape_terms(self, offset: np.ndarray) -> dict:
         """``shape_<name>``: (terms, samples) per shape, the family's offset in the intercept."""
-        coef = self.flat("shape_coef")  # (samples, shapes, terms)
-        out = {}
-        for i, name in enumerate(self.variables["shape"].values):
-            terms = coef[:, i, :].T.copy()
-            terms[0] += offset[:, i]
-            out[f"shape_{name}"] = terms
-        return out
+        coef = self.flat("shape_coef").copy()  # (samples, shapes, terms)
+        coef[:, :, 0] += offset
+        return {f"shape_{n}": coef[:, i, :].T for i, n in enumerate(self.variables["shape"].values)}
 
     def _shared(self) -> dict:
         """Per-draw coefficients that do not depend on the group or the setting."""
@@ -142,6 +138,7 @@ class LossPosterior(StepLawPosterior):
             **shapes,
             "star": star,
             "star_scale": np.ones(self.n_samples) if law else np.exp(scatter),
+            "surface_box": fitted_box(self.metadata),
             **shared,
         }
 
@@ -379,8 +376,7 @@ class LossPosterior(StepLawPosterior):
             p_div = sigmoid(at["logit"])[0]
             rows.append({
                 "lr": math.exp(x), "batch_tokens": math.exp(y),
-                "expected_loss": value, "expected_excess": float(
-                    np.mean((1 - p_div) * at["q"][0] + p_div * DIVERGED_EXCESS)),
+                "expected_loss": value, "expected_excess": float(np.mean(Surface.excess(at))),
                 "cost": value - free_value,
                 "plateau_probability": float(np.mean((1 - p_div) * (at["q"][0] <= tol))),
                 "p_diverge": float(p_div.mean()),

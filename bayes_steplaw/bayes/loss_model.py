@@ -56,7 +56,7 @@ from .surface import (
     shape_column,
 )
 
-DEFAULT_SURFACE = "full"
+DEFAULT_SURFACE = "asym"
 DEFAULT_BEST_LAW = "chinchilla-power"
 DEFAULT_SHAPE_TERMS = "quadratic"
 DEFAULT_NOISE = "spikes"
@@ -300,10 +300,12 @@ class LossModel(Model):
         Group columns of the offsets, outermost first.
     batch_depends_on_N : bool
         Add δ·(ln N − ln N0) to the batch law.
-    surface : {"bowl", "skew", "full"}
+    surface : {"bowl", "skew", "full", "asym"}
         Shape parameters the surface estimates (:data:`~bayes_steplaw.bayes.surface.SURFACES`):
         ``"bowl"`` a tilted quadratic, ``"skew"`` exponential walls on one side of each axis,
-        ``"full"`` also a bending valley and an lr curvature that changes with the batch.
+        ``"full"`` also a bending valley and an lr curvature that changes with the batch,
+        ``"asym"`` (the default) also an lr curvature of its own on each side of the optimum
+        (a fit of two or more labs keeps one curvature for both sides: ``"full"``).
     best_law : {"chinchilla", "chinchilla-power"}
         The law of the best loss (exponent ``c`` fixed at 1, or estimated).
     diverged : float
@@ -324,10 +326,14 @@ class LossModel(Model):
 
     kind = "loss"
     posterior_class = LossPosterior
-    # 4 x 500 draws pass the gate (bulk and tail ESS >= 400) on the released data; trees of
-    # depth <= 6 (64 steps) are what the adapted sampler needs (mean depth 4), and the cap
-    # halves the cost of the first tuning windows, before the mass matrix is learnt
-    sampler_defaults: ClassVar[dict] = {"draws": 700, "tune": 300, "target_accept": 0.95,
+    # on the released data, with the lopsided surface (asym_lr; the curvature's kink at the
+    # optimum wants small steps), 4 chains after 500 tuning steps: at target acceptance 0.98,
+    # 800 draws left 1 divergence and a tail ESS of 386 (star_log_A), 1,000 draws 1
+    # divergence, 1,000 after 800 tuning steps a tail ESS of 396; at 0.99, 700 draws pass the
+    # gate (bulk / tail ESS 794 / 649, no divergence, 115 s on two cores; 400 tuning steps
+    # did not: R-hat 1.016). Trees of depth <= 6 (64 steps) are what the adapted sampler needs
+    # (mean depth 4), and the cap halves the cost of the first tuning windows
+    sampler_defaults: ClassVar[dict] = {"draws": 700, "tune": 500, "target_accept": 0.99,
                                         "max_depth": 6}  # fmt: skip
     # with another lab's deviations the posterior is slower to explore: a pooled 4-setting
     # sweep (spreads held fixed) reached R-hat 1.008-1.010 and a tail ESS of 400-500 at
@@ -399,6 +405,14 @@ class LossModel(Model):
         terms = TERMS[self.shape_terms]
         basis = np.column_stack([np.ones(n_set), u, v, v * v, u * v][: len(terms)])
         names = SURFACES[self.surface]
+        if len(setting_labs(runs, design)[0]) >= 2 and self.exponents_vary_by is not None:
+            # runs of two or more labs keep one lr curvature for both sides: with the lopsided
+            # one (asym_lr) the README's pooled 4-setting sweep did not converge (spreads
+            # parameter-expanded: R-hat 1.035 on the user family's tilt and bend offsets, which
+            # one-at-a-time sweeps leave to the prior, 5 divergences, every tree at the depth
+            # limit; R-hat 1.014-1.028 at target acceptance 0.99 before); without it, 1.004
+            names = tuple(name for name in names if name != "asym_lr")
+        surface = next(k for k, v in SURFACES.items() if tuple(v) == tuple(names))
         coords = {"setting": design.settings, "run": np.arange(len(runs)), "shape": list(names),
                   "term": list(terms), "div_term": ["1", "u", "v"]}  # fmt: skip
         coords.update(level_dims(design.hierarchy))
@@ -511,7 +525,7 @@ class LossModel(Model):
             ll = pt.switch(div, -pt.softplus(-logit), -pt.softplus(logit) + alive)
             pm.Potential("runs", (w * ll).sum())
         extra = {
-            "surface": self.surface,
+            "surface": surface,
             "best_law": self.best_law,
             "diverged_ratio": self.diverged,
             "noise": self.noise,

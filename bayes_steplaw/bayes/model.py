@@ -246,8 +246,14 @@ class Prepared:
             **self.built.extra,
         }
         if weights is not None:
-            held = self.built.design.runs.loc[weights == 0, "setting"].unique().tolist()
+            runs = self.built.design.runs
+            held = runs.loc[weights == 0, "setting"].unique().tolist()
             metadata["held_out_settings"] = [str(s) for s in held]
+            # the data a fold was fitted on span its trained settings only: what its
+            # extrapolation notes and the surface's shape (held beyond them) refer to
+            trained = runs.loc[weights > 0]
+            for axis in ("N", "D"):
+                metadata[f"{axis}_range"] = [float(trained[axis].min()), float(trained[axis].max())]
         kept = {name: getattr(idata, name) for name in ("posterior", "sample_stats")}
         # unconstrained copies (``*_log__``) are sampler internals and the raw z/e draws are
         # restated by the offsets and setting effects they build: neither is a parameter to keep

@@ -160,9 +160,7 @@ class Study:
         for s in range(0, len(self.grid), block):
             g = self.grid[s : s + block]
             at = target.at(np.full(len(g), N), np.full(len(g), D), g[:, :1], g[:, 1:])
-            with np.errstate(invalid="ignore", over="ignore"):
-                rel = Surface.expected(at) / at["loss_star"] - 1.0
-            relative.append(np.minimum(np.nan_to_num(rel, nan=DIVERGED_EXCESS), DIVERGED_EXCESS))
+            relative.append(np.nan_to_num(Surface.excess(at), nan=DIVERGED_EXCESS))
         self.relative = np.concatenate(relative)
         star = target.at(np.array([N]), np.array([D]), m_lr[:, :1], m_bs[:, :1])["loss_star"]
         # the weighted decisions in float32, on excesses of ~1e-3 (precise there)

@@ -5,7 +5,7 @@ With ``u``, ``v`` the centred ln N and ln D of a setting and ``x = ln lr − m_l
 
     L*(N, D)   = E·e^{r_g/f} + (A·e^{−a·u} + B·e^{−b·v})^c               (the best loss)
     q(x, y)    = a_lr(y)·x'²·φ(κ_lr·x') + a_bs·y²·φ(κ_bs·y)           (relative excess loss)
-    x'         = x − s·y − t·y²                                         (lr off the valley floor)
+    x'         = x₀·e^{ρ·sign(x₀)},  x₀ = x − s·y − t·y²                (lr off the valley floor)
     a_lr(y)    = e^{ln a_lr + λ·y}
     φ(z)       = 2(eᶻ − 1 − z)/z²          (φ(0) = 1: a quadratic near the optimum)
     loss       = L*·(1 + q) + L*·(σ0 + σ1·q)·ε                       (a run that did not diverge)
@@ -14,12 +14,15 @@ With ``u``, ``v`` the centred ln N and ln D of a setting and ``x = ln lr − m_l
 
 ``φ`` bends each quadratic into an exponential wall on one side (κ > 0: the high-lr or the
 large-batch side rises exponentially, the other side flattens to linear) while keeping the
-curvature at the optimum; the valley floor ``x' = 0`` is the best lr of each batch size, and it
-bends (``t``) because the lr a batch tolerates grows with the batch below a critical size and
-stops growing above it. Every shape parameter (``ln a_lr``, ``ln a_bs``, ``s``, ``t``, ``κ_lr``,
-``κ_bs``, ``λ``) is linear (or quadratic) in ``u`` and ``v`` plus an offset per family. The
-best loss takes the group's offset ``r_g / f`` on its floor E (``f = E / L*`` at the centre;
-the floor moves by r_g·L0); w(q) goes from 0 at the optimum to w far from it (:func:`run_logpdf`).
+curvature at the optimum; ``ρ`` (``asym_lr``) gives that curvature e^{2ρ} above the optimum and
+e^{−2ρ} below (a sweep's profile near its best lr is a lopsided V, which a curvature equal on
+both sides meets only by moving the minimum off it). The valley floor ``x₀ = 0`` is the best
+lr of each batch size, and it bends (``t``) because the lr a batch tolerates grows with the
+batch below a critical size and stops growing above it. Every shape parameter (``ln a_lr``,
+``ln a_bs``, ``s``, ``t``, ``κ_lr``, ``κ_bs``, ``λ``, ``ρ``) is linear (or quadratic) in ``u``
+and ``v`` plus an offset per family. The best loss takes the group's offset ``r_g / f`` on its
+floor E (``f = E / L*`` at the centre; the floor moves by r_g·L0); w(q) goes from 0 at the
+optimum to w far from it (:func:`run_logpdf`).
 
 Every function takes the array module ``xp`` (numpy, or ``pytensor.tensor`` inside the PyMC
 model), so the model's likelihood and the posterior's predictive evaluate the same
@@ -31,19 +34,21 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 
 from .design import Design
 
-SHAPES = ("log_a_lr", "log_a_bs", "tilt", "bend", "skew_lr", "skew_bs", "lr_batch")
+SHAPES = ("log_a_lr", "log_a_bs", "tilt", "bend", "skew_lr", "skew_bs", "lr_batch", "asym_lr")
 """Shape parameters of the surface, in the order of :func:`excess`'s ``shape`` mapping."""
 
 SURFACES = {
     "bowl": ("log_a_lr", "log_a_bs", "tilt"),
     "skew": ("log_a_lr", "log_a_bs", "tilt", "skew_lr", "skew_bs"),
-    "full": SHAPES,
+    "full": SHAPES[:7],
+    "asym": SHAPES,
 }
 """Which shape parameters each surface variant estimates (the others are 0)."""
 
@@ -69,6 +74,7 @@ LOSS_PRIORS: dict[str, tuple] = {
     "shape_skew_lr": ("Normal", 0.0, 1.0),
     "shape_skew_bs": ("Normal", 0.0, 1.0),
     "shape_lr_batch": ("Normal", 0.0, 0.5),
+    "shape_asym_lr": ("Normal", 0.0, 0.5),
     "shape_slopes": ("Normal", 0.0, 0.5),
     "shape_group": ("ZeroSumNormal", 0.5),
     "div_tau0": ("Normal", 2.0, 1.0),
@@ -166,6 +172,10 @@ def excess(x, y, shape: dict, xp=np):
     xv = x - tilt * y - bend * y * y
     a_lr = xp.exp(shape["log_a_lr"] + shape.get("lr_batch", 0.0) * y)
     a_bs = xp.exp(shape["log_a_bs"])
+    if "asym_lr" in shape:
+        # each side of the optimum its own curvature, e^{±2ρ}·a_lr: the minimum stays at
+        # x' = 0 and q stays smooth to first order (a kink in the curvature only)
+        xv = xv * xp.exp(shape["asym_lr"] * xp.sign(xv))
     q_lr = a_lr * xv * xv * phi(shape.get("skew_lr", 0.0) * xv, xp)
     q_bs = a_bs * y * y * phi(shape.get("skew_bs", 0.0) * y, xp)
     return q_lr + q_bs
@@ -371,6 +381,14 @@ def linear(coef, u, v, terms: np.ndarray | None = None):
     return out
 
 
+def fitted_box(meta: Mapping) -> tuple[float, float, float, float]:
+    """(u_lo, u_hi, v_lo, v_hi): the fitted settings' range of centred ln N and ln D, beyond
+    which :func:`evaluate` holds the surface's shape (``surface_box``)."""
+    (n_lo, n_hi), (d_lo, d_hi) = meta["N_range"], meta["D_range"]
+    n0, d0 = meta["log_n0"], meta["log_d0"]
+    return (math.log(n_lo) - n0, math.log(n_hi) - n0, math.log(d_lo) - d0, math.log(d_hi) - d0)
+
+
 def evaluate(coef: dict, u, v, log_lr, log_bs) -> dict:
     """Location, noise scale, divergence log-odds and best loss of runs, from coefficients.
 
@@ -379,12 +397,22 @@ def evaluate(coef: dict, u, v, log_lr, log_bs) -> dict:
     ``shape_<name>`` for each estimated shape parameter; ``star`` (the best-loss law's
     parameters, :func:`best_loss`), ``star_scale`` (the multiplicative setting effect of L*,
     or the per-setting L* itself when ``star`` is None), ``tau1``, ``tau2``, ``width``,
-    ``sigma0``, ``sigma1``. Returns ``loc``, ``scale``, ``logit``, ``loss_star`` and ``q``.
+    ``sigma0``, ``sigma1``; optionally ``surface_box``, (u_lo, u_hi, v_lo, v_hi) of the fitted
+    data, outside which the shape parameters are held at the box's edge. Returns ``loc``,
+    ``scale``, ``logit``, ``loss_star`` and ``q``.
     """
     terms = linear_terms(u, v)
     x = log_lr - linear(coef["m_lr"], u, v, terms)
     y = log_bs - linear(coef["m_bs"], u, v, terms)
-    shape = {k[6:]: linear(c, u, v, terms) for k, c in coef.items() if k.startswith("shape_")}
+    us, vs, held = u, v, terms
+    if coef.get("surface_box") is not None:
+        # beyond the fitted data the shape is held at its edge (its terms in u, v, v², u·v
+        # are measured only over the data; a v² term carried 1.5 decades out made the lr
+        # walls differ 180-fold at 7B / 1.4T), while the optimum and L* follow their laws
+        lo_u, hi_u, lo_v, hi_v = coef["surface_box"]
+        us, vs = np.clip(u, lo_u, hi_u), np.clip(v, lo_v, hi_v)
+        held = linear_terms(us, vs)
+    shape = {k[6:]: linear(c, us, vs, held) for k, c in coef.items() if k.startswith("shape_")}
     with np.errstate(over="ignore", invalid="ignore"):
         # far beyond a wall the exponential overflows: the excess loss is +inf there, as meant
         q = excess(x, y, shape)

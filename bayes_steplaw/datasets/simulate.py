@@ -72,6 +72,7 @@ class TrueSurface:
     skew_lr: float = 0.8
     skew_bs: float = 0.2
     lr_batch: float = 0.1
+    asym_lr: float = 0.0
     sigma0: float = 0.0008
     sigma1: float = 0.05
     nu: float = 7.0

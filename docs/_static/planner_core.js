@@ -288,7 +288,7 @@ window.PlannerCore = (() => {
     return out;
   }
 
-  const ZERO_SHAPES = ["tilt", "bend", "lr_batch", "skew_lr", "skew_bs"];
+  const ZERO_SHAPES = ["tilt", "bend", "lr_batch", "skew_lr", "skew_bs", "asym_lr"];
 
   /** LossPosterior.surface(group).coef at one setting (N, D): every per-draw parameter of
       surface.evaluate, the optimum (m_lr, m_bs), L* (star·star_scale) and the edge tau0. */
@@ -298,8 +298,12 @@ window.PlannerCore = (() => {
     const u = Math.log(N) - geo.log_n0;
     const v = Math.log(D) - geo.log_d0;
     const n = data.n_draws;
+    // beyond the fitted data the shape is held at its edge (surface.evaluate's surface_box)
+    const clamp = (z, lo, hi) => Math.min(Math.max(z, lo), hi);
+    const us = clamp(u, Math.log(geo.N_range[0]) - geo.log_n0, Math.log(geo.N_range[1]) - geo.log_n0);
+    const vs = clamp(v, Math.log(geo.D_range[0]) - geo.log_d0, Math.log(geo.D_range[1]) - geo.log_d0);
     const shape = {};
-    for (const [name, refs] of Object.entries(c.shape)) shape[name] = linear(data, refs, u, v);
+    for (const [name, refs] of Object.entries(c.shape)) shape[name] = linear(data, refs, us, vs);
     for (const name of ZERO_SHAPES) if (!shape[name]) shape[name] = new Float64Array(n);
     const star = {};
     for (const [k, ref] of Object.entries(c.star)) star[k] = drawsOf(data, ref);
@@ -351,12 +355,14 @@ window.PlannerCore = (() => {
   }
 
   /** Means over draws at (ln lr X) on a row: the expected loss (a diverged run counted at
-      (1 + diverged)·L*), P(plateau) = mean((1 − p)·[q <= tol]), P(diverge), the expected
-      excess mean((1 − p)·q + p·diverged); `tol` null skips the plateau. */
+      (1 + diverged)·L*, and so a run whose q passes diverged), P(plateau) =
+      mean((1 − p)·[q <= tol]), P(diverge), the expected excess
+      mean((1 − p)·min(q, diverged) + p·diverged); `tol` null skips the plateau. */
   function at(S, r, X, tol) {
     const n = S.n;
     const { m_lr: mLr, star: lossStar, width } = S;
     const skew = S.shape.skew_lr;
+    const asym = S.shape.asym_lr;
     const { ty, byy, aLr, qBs, tau } = r;
     const de = S.diverged;
     const check = tol !== null;
@@ -366,13 +372,17 @@ window.PlannerCore = (() => {
       excess = 0;
     for (let s = 0; s < n; s++) {
       const x = X - mLr[s];
-      const xv = x - ty[s] - byy[s];
+      const xd = x - ty[s] - byy[s];
+      // the two sides' curvatures differ by e^(±2·asym): surface.excess
+      const xv = xd * Math.exp(asym[s] * Math.sign(xd));
       const q = aLr[s] * xv * xv * phi(skew[s] * xv) + qBs[s];
       const p = sigmoid((x - tau[s]) / width[s]);
       const star = lossStar[s];
-      expected += (1 - p) * (p < 1 ? star * (1.0 + q) : 0.0) + p * star * (1 + de);
+      // a run whose loss would pass (1 + diverged)·L* counts as diverged: Surface.excess
+      const e = (1 - p) * (p < 1 ? Math.min(q, de) : 0.0) + p * de;
+      expected += star * (1.0 + e);
       pDiv += p;
-      excess += (1 - p) * q + p * de;
+      excess += e;
       if (check && q <= tol) plateau += 1 - p;
     }
     return {

@@ -24,11 +24,11 @@ result.mean_relative_loss().round(3)
 # %%
 # The choice
 # ----------
-# The relative loss of the grid run nearest to each method's choice (the paper's metric):
-# in 0.2's evaluation (the tables here are 0.2's): ``bayes``, then the median best run of a sweep
-# under the optimum model, against 0.2's landscape ``recommend``, the paper's recipe refitted per
-# fold (``ols``) and the paper's published constants. Paired differences with bootstrap intervals
-# are in the card.
+# The relative loss of the grid run nearest to each method's choice (the paper's metric), in
+# 0.3's evaluation: ``bayes``, the loss model's ``recommend`` (the least posterior expected
+# loss), against the optimum model's median best run of a sweep, the paper's recipe refitted
+# per fold (``ols``) and the paper's published constants. Paired differences with bootstrap
+# intervals are in the card.
 ax = plots.relative_loss_by_setting(result)
 
 # %%
