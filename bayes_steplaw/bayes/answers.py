@@ -281,8 +281,9 @@ def decide(
             f"the expected loss at N = {N:g}, D = {D:g} is not finite anywhere the search "
             "looks (the law overflows this far from the data); give N and D nearer the data"
         )
-    # refined from the grid's local minima (at most three, best first): far from the data a
-    # never-seen group's expected loss can have two basins, where one start found the worse
+    # refined from the grid's local minima (at most three, best first; the least finite value
+    # is always one): far from the data a never-seen group's expected loss can have two
+    # basins, where one start found the worse
     grid = np.where(np.isnan(values), np.inf, values).reshape(len(axes[0]), len(axes[1]))
     padded = np.pad(grid, 1, constant_values=np.inf)
     centre = padded[1:-1, 1:-1]
@@ -290,7 +291,7 @@ def decide(
              & (centre <= padded[1:-1, :-2]) & (centre <= padded[1:-1, 2:]))  # fmt: skip
     order = [k for k in np.argsort(grid, axis=None) if local.flat[k] and np.isfinite(grid.flat[k])]
     best, best_value = None, np.inf
-    for k in order[:3] or [int(np.nanargmin(values))]:
+    for k in order[:3]:
         start = np.array([xx[k], yy[k]])
 
         def objective(z, start=start):

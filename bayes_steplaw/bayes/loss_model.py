@@ -404,8 +404,10 @@ class LossModel(Model):
         lo, hi, brackets = _box(design)
         terms = TERMS[self.shape_terms]
         basis = np.column_stack([np.ones(n_set), u, v, v * v, u * v][: len(terms)])
+        labs, lab_index = setting_labs(runs, design)
+        by_lab = len(labs) >= 2 and self.exponents_vary_by is not None
         names = SURFACES[self.surface]
-        if len(setting_labs(runs, design)[0]) >= 2 and self.exponents_vary_by is not None:
+        if by_lab:
             # runs of two or more labs keep one lr curvature for both sides: with the lopsided
             # one (asym_lr) the README's pooled 4-setting sweep did not converge (spreads
             # parameter-expanded: R-hat 1.035 on the user family's tilt and bend offsets, which
@@ -416,9 +418,7 @@ class LossModel(Model):
         coords = {"setting": design.settings, "run": np.arange(len(runs)), "shape": list(names),
                   "term": list(terms), "div_term": ["1", "u", "v"]}  # fmt: skip
         coords.update(level_dims(design.hierarchy))
-        labs, lab_index = setting_labs(runs, design)
         coords["lab"] = labs
-        by_lab = len(labs) >= 2 and self.exponents_vary_by is not None
         lab_of = lab_of_family(runs) if by_lab else None
         with pm.Model(coords=coords) as model:
             w = pm.Data("run_weight", np.ones(len(runs)), dims="run", shape=(len(runs),))
