@@ -349,8 +349,9 @@ def fit(
     Parameters
     ----------
     sweeps : DataFrame or path
-        Your sweep table (a CSV path is read with :func:`bayes_steplaw.read_sweeps`, mapping
-        ``columns``).
+        Your sweep table. A CSV path, or a table in your own names (``columns``) or without
+        the package's derived columns (``batch_tokens`` from ``batch_sequences`` and
+        ``seq_len``, ``setting``), is read with :func:`bayes_steplaw.read_sweeps`.
     model : {"loss", "optimum"}
         As in :func:`bayes_steplaw.bayes.model.fit`: ``"loss"`` (default), the model every
         answer uses; ``"optimum"`` for tables of each setting's best runs only.
@@ -390,6 +391,7 @@ def fit(
 
     import pandas as pd
 
+    from .bayes.design import SWEEP_COLUMNS
     from .bayes.model import fit as fit_model
     from .bayes.sampling import phase
     from .datasets.sweeps import SweepWarning, read_sweeps
@@ -401,7 +403,10 @@ def fit(
         user_group_names,
     )
 
-    if not isinstance(sweeps, pd.DataFrame):
+    if not isinstance(sweeps, pd.DataFrame) or columns or not set(SWEEP_COLUMNS) <= set(sweeps):
+        # a table outside the package schema (a CSV, your names, batch_sequences with
+        # seq_len) is read as read_sweeps reads it: pooled as given, its missing batch_tokens
+        # became NaN and every starting point of the sampler failed
         sweeps = read_sweeps(sweeps, columns=columns)  # warns on implausible batch units
     groups = tuple(DEFAULT_GROUPS if groups is None else groups)
     pooled_info = None

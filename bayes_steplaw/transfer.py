@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .bayes.design import check_sweeps
 from .bayes.hierarchy import NEW
 from .datasets.sweeps import setting_ids
 
@@ -237,6 +238,7 @@ def pool_with_released(
         from .datasets.sweeps import load_sweeps
 
         released = load_sweeps("all")
+    check_sweeps(sweeps)  # a column missing from yours would be NaN in the pooled table
     family, variant = _user_labels(sweeps, groups, prefix)
     taken = set(released["family"].astype("string")) & set(family)
     if taken:

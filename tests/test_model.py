@@ -132,10 +132,32 @@ def test_bad_arguments():
         bsl.fit(sweeps, model="chinchilla")
     with pytest.raises(ValueError, match=r"group column\(s\) \['arch'\]"):
         bsl.fit(sweeps, groups=("arch",))
+    with pytest.raises(ValueError, match=r"missing required column\(s\): loss"):
+        bsl.fit(sweeps.drop(columns="loss"))  # read as read_sweeps reads a table
     with pytest.raises(ValueError, match="lacks column"):
-        bsl.fit(sweeps.drop(columns="loss"))
+        bsl.OptimumModel().fit(sweeps.drop(columns="loss"))
+    bad = sweeps.copy()
+    bad.loc[3, "lr"] = np.nan
+    bad.loc[[5, 6], "batch_tokens"] = 0.0
+    with pytest.raises(ValueError, match=r"'lr': .* row 3; column 'batch_tokens': .* rows 5, 6"):
+        bsl.OptimumModel().fit(bad)  # a NaN start, which nutpie reports naming no column
     with pytest.raises(ValueError, match="draws must be a positive integer"):
         bsl.fit(sweeps, draws=0)
+
+
+@pytest.mark.slow  # compiles a one-parameter model
+def test_a_model_no_chain_can_start_says_which_term_is_not_finite():
+    """nutpie's "All initialization points failed" names no term; the error names them."""
+    import pymc as pm
+
+    from bayes_steplaw.bayes.sampling import compile_model, run_nuts
+
+    with pm.Model() as model:
+        x = pm.Normal("x", 0.0, 1.0)
+        pm.Potential("broken", pm.math.log(x - 100.0))  # NaN wherever a chain may start
+    with pytest.raises(RuntimeError, match="not finite at the start: broken"):
+        run_nuts(compile_model(model), chains=2, draws=5, tune=5, seed=0, target_accept=0.9,
+                 progressbar=False)  # fmt: skip
 
 
 @pytest.mark.slow

@@ -301,6 +301,28 @@ def test_pooling_second_column_nests_and_bad_names_are_refused(released):
         bsl.pool_with_released(mine, ("model",), released=released)
 
 
+@pytest.mark.slow  # one tiny pooled fit (compiling it: about 15 s)
+def test_a_table_in_your_own_names_pools_as_a_csv_would(released):
+    """A DataFrame in your own names, its batch in sequences, is read as a CSV would be
+    (:func:`bayes_steplaw.read_sweeps`). Pooled as given, its missing ``batch_tokens`` were NaN
+    and every start of the sampler failed ("All initialization points failed")."""
+    mine = user_sweep()
+    names = {"N": "params", "D": "tokens", "lr": "peak_lr", "batch_sequences": "batch_size",
+             "loss": "final_loss"}  # fmt: skip
+    raw = mine[[*names, "seq_len", "arch"]].rename(columns=names)
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['batch_tokens'"):
+        bsl.pool_with_released(raw.rename(columns={v: k for k, v in names.items()}), ("arch",),
+                               released=released)  # fmt: skip
+    small = released[released["N"] == released["N"].min()].reset_index(drop=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bsl.ConvergenceWarning)
+        warnings.simplefilter("ignore", bsl.SweepWarning)  # the small table holds one N
+        post = bsl.fit(raw, groups=("arch",), columns=names, with_released=True, released=small,
+                       chains=1, draws=10, tune=10, seed=0, progressbar=False)  # fmt: skip
+    assert post.metadata["pooled"]["user_runs"] == len(mine)
+    assert np.isfinite(post.flat("m_lr")).all()
+
+
 def test_identifiability_problems_say_what_is_missing():
     one = user_sweep()
     one = one[one["setting"] == one["setting"].iloc[0]]

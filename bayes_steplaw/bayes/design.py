@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..datasets.sweeps import CORE_COLUMNS
+from ..datasets.sweeps import CORE_COLUMNS, _rows
 from .hierarchy import Hierarchy
 
 DEFAULT_GROUPS = ("family", "variant")
@@ -48,6 +48,19 @@ def check_sweeps(sweeps: Any) -> pd.DataFrame:
     if missing:
         raise ValueError(
             f"sweeps lacks column(s) {missing}; load it with load_sweeps or read_sweeps"
+        )
+    # a NaN, an inf or a value <= 0 makes the log density NaN at every start, and nutpie's
+    # "All initialization points failed" names no column
+    bad = []
+    for col in SWEEP_COLUMNS[:-1]:
+        values = pd.to_numeric(sweeps[col], errors="coerce").to_numpy(float)
+        wrong = ~(np.isfinite(values) & (values > 0))
+        if wrong.any():
+            bad.append(f"column {col!r}: missing, non-finite or <= 0 in {_rows(wrong)}")
+    if bad:
+        raise ValueError(
+            f"sweeps holds values no model can fit: {'; '.join(bad)} (read_sweeps checks a "
+            "table and says what is wrong with each row)"
         )
     return sweeps
 

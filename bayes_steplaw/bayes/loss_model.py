@@ -341,8 +341,11 @@ class LossModel(Model):
     # at target acceptance 0.95 (none at 0.98), and a tail ESS of 400-683 at 4 x 1,000 draws.
     # With the spreads parameter-expanded, the README's pooled sweep at 4 x 800 draws: R-hat
     # 1.006, bulk ESS 586, tail ESS 689, no divergence, 131 s (1,300 draws: 1.004 / 1,003 /
-    # 884, 176 s; 700: 1.006 / 503 / 569)
-    pooled_sampler_defaults: ClassVar[dict] = {"tune": 500, "draws": 800, "target_accept": 0.98}
+    # 884, 176 s; 700: 1.006 / 503 / 569). The same fit on another machine (AMD EPYC, where
+    # the chains take other paths): at 800 draws bulk / tail ESS 396 / 384, below the gate;
+    # at 1,000 476 / 470; at 1,200 596 / 648 (R-hat 1.006, 226-320 s). Draws after tuning
+    # cost less than the tuning itself (trees of 16 steps against 64), so the margin is cheap
+    pooled_sampler_defaults: ClassVar[dict] = {"tune": 500, "draws": 1200, "target_accept": 0.98}
 
     def __init__(
         self,

@@ -201,18 +201,23 @@ def run_nuts(
             model = compiled.nutpie_model
             if data:
                 model = model.with_data(**data)
-            idata = nutpie.sample(
-                model,
-                draws=draws,
-                tune=tune,
-                chains=chains,
-                seed=seed,
-                target_accept=target_accept,
-                maxdepth=max_depth,
-                progress_bar=progressbar,
-                save_warmup=False,
-                **kwargs,
-            )
+            try:
+                idata = nutpie.sample(
+                    model,
+                    draws=draws,
+                    tune=tune,
+                    chains=chains,
+                    seed=seed,
+                    target_accept=target_accept,
+                    maxdepth=max_depth,
+                    progress_bar=progressbar,
+                    save_warmup=False,
+                    **kwargs,
+                )
+            except RuntimeError as exc:
+                if "initialization points failed" not in str(exc):
+                    raise
+                raise RuntimeError(_start_failure(compiled.model)) from None
         else:
             import pymc as pm
 
@@ -232,6 +237,22 @@ def run_nuts(
                     **({"nuts_sampler_kwargs": kwargs} if kwargs else {}),
                 )
     return idata, time.perf_counter() - start
+
+
+def _start_failure(model) -> str:
+    """What to say when no chain can start: the terms of the log density that are not finite
+    at the model's initial point (nutpie's own message names none)."""
+    try:
+        terms = model.point_logps(model.initial_point())
+        bad = sorted(name for name, value in terms.items() if not np.isfinite(value))
+    except Exception:  # the message must not fail in its turn
+        bad = []
+    where = f" (not finite at the start: {', '.join(bad)})" if bad else ""
+    return (
+        f"NUTS could not start: the log density is not finite at any starting point{where}. "
+        "Check the table for values no run can have (read_sweeps names each bad row); "
+        "with a table that passes, this is a bug: please report it with the table"
+    )
 
 
 # --------------------------------------------------------------------------- the gate
