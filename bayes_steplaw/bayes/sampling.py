@@ -120,10 +120,15 @@ def nutpie_backend() -> str:
     """``"jax"`` when JAX is installed, else ``"numba"``; ``$BAYES_STEPLAW_NUTPIE_BACKEND``
     chooses.
 
-    JAX compiles a loss model's log density in about 5 s where numba takes about 100 s (the
-    graph is the same; numba compiles every node as a function of its own), at a similar cost
-    per gradient. JAX's own persistent cache (``$JAX_COMPILATION_CACHE_DIR``, a JAX setting)
-    keeps the compiled code across processes when a user switches it on.
+    JAX compiles a loss model's log density in about 5-10 s where numba takes 75-90 s (the
+    graph is the same; numba compiles every node as a function of its own). Sampling, numba is
+    faster: nutpie calls a JAX log density through Python, so the chains take turns holding
+    the GIL (nutpie issue 157), where numba's run in parallel without it. Measured on two
+    cores: a 770-run loss model, 2 chains x 600 steps, sampled in 40 s with JAX (45 s on one
+    thread) against 14 s with numba; the README's pooled fit (2,663 runs, 4 x 1,700 steps)
+    in 313 s against 262 s, plus 89 s of compiling. JAX's own persistent cache
+    (``$JAX_COMPILATION_CACHE_DIR``, a JAX setting) keeps the compiled code across processes
+    when a user switches it on.
     """
     chosen = os.environ.get("BAYES_STEPLAW_NUTPIE_BACKEND", "").strip().lower()
     if chosen:
