@@ -343,8 +343,9 @@ class LossModel(Model):
     # 1.006, bulk ESS 586, tail ESS 689, no divergence, 131 s (1,300 draws: 1.004 / 1,003 /
     # 884, 176 s; 700: 1.006 / 503 / 569). The same fit on another machine (AMD EPYC, where
     # the chains take other paths): at 800 draws bulk / tail ESS 396 / 384, below the gate;
-    # at 1,000 476 / 470; at 1,200 596 / 648 (R-hat 1.006, 226-320 s). Draws after tuning
-    # cost less than the tuning itself (trees of 16 steps against 64), so the margin is cheap
+    # at 1,000 476 / 470; at 1,200 596 / 648 (R-hat 1.006). Its fit times varied more between
+    # runs than with the draws (230 s at 800, 226 s at 1,000, 320 s at 1,200): tuning, at
+    # trees of up to 64 steps, costs more than draws at the adapted step (mean depth 4)
     pooled_sampler_defaults: ClassVar[dict] = {"tune": 500, "draws": 1200, "target_accept": 0.98}
 
     def __init__(
