@@ -3,8 +3,6 @@
 Heavy libraries (PyMC, PyTensor) are imported only by the commands that fit.
 """
 
-from __future__ import annotations
-
 import sys
 
 import typer

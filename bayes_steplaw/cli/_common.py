@@ -1,8 +1,6 @@
 """What every command shares: the Typer apps, quantity parsing, path and size checks, one-line
 errors."""
 
-from __future__ import annotations
-
 import math
 import os
 import sys

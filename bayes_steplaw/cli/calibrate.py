@@ -2,8 +2,6 @@
 batch you will choose at a large target; a thin layer over
 :func:`bayes_steplaw.calibrate.plan_calibration`."""
 
-from __future__ import annotations
-
 import json
 import warnings
 from pathlib import Path

@@ -1,7 +1,5 @@
 """The `data` commands: where the released files are, download, verify."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

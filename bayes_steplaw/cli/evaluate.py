@@ -1,7 +1,5 @@
 """The held-out evaluation command: ``bayes-steplaw evaluate``."""
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
 from typing import Annotated

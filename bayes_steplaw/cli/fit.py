@@ -1,7 +1,5 @@
 """Commands that fit or reproduce: fit, compare, reproduce, card."""
 
-from __future__ import annotations
-
 import os
 import sys
 import tempfile

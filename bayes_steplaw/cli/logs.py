@@ -1,7 +1,5 @@
 """The `logs` commands: quick-check and collect."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Any
 

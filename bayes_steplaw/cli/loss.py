@@ -1,7 +1,5 @@
 """The ``loss`` command: the final loss a run will report, its odds of diverging, the best loss."""
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
 from typing import Annotated

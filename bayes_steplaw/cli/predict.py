@@ -1,8 +1,6 @@
 """Commands that answer a plan: predict, recommend, plateau, plan-sweep; thin layers over the
 API, which calls the one posterior's methods."""
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
 from typing import Annotated

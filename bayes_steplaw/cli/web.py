@@ -1,7 +1,5 @@
 """The `export-web` command: the planner page's JSON data from one loss posterior."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 
