@@ -1,7 +1,7 @@
 """Calibration runs (bayes_steplaw.calibrate): preposterior analysis by reweighting the loss
 posterior's draws, the level-free likelihood, the plan's API and command, and, for a lab with
 no runs yet, the plan against one grid sweep at the largest size (a pooled user's lab:
-``tests/test_workflows.py`` and ``benchmarks/bench_calibration.py``)."""
+``tests/test_readme.py``, on the README's pooled fit, and ``benchmarks/bench_calibration.py``)."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ batch in sequences, other column names), drawn from a known truth.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -17,10 +18,14 @@ import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 import bayes_steplaw as bsl
+from bayes_steplaw.calibrate import CalibrationWarning, plan_calibration
+from bayes_steplaw.cli import app
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCK = re.compile(r"```(python|bash)\n(.*?)```", re.S)
@@ -94,8 +99,8 @@ def test_the_use_section_runs(tmp_path):
     assert namespace["rec_16m"].cost > 0  # a fixed batch away from the optimum costs loss
 
 
-@pytest.mark.slow  # one NUTS fit pooled with the released data (~2-3 minutes)
-def test_the_own_sweep_flow_runs_as_written_at_default_settings(tmp_path):
+@pytest.mark.slow  # one NUTS fit pooled with the released data (~5 minutes)
+def test_the_own_sweep_flow_runs_as_written_at_default_settings(tmp_path, released):
     user_sweep(tmp_path / "my_sweep.csv")
     namespace: dict = {}
     for language, code in blocks("### Your own sweeps"):
@@ -107,9 +112,34 @@ def test_the_own_sweep_flow_runs_as_written_at_default_settings(tmp_path):
                 out = run_cli(args, tmp_path)
                 if args[1] == "fit":
                     assert "NOT CONVERGED" not in out.stderr
+                    said = out.stdout + out.stderr
     mine = bsl.load(tmp_path / "mine.nc")
     assert mine.converged and mine.seq_len == 4096  # the fit remembers the sequence length
-    assert "user:mine" in mine.groups_seen
+    # the fit says what your group is called now, and it has an offset learnt from its runs
+    assert "'mine' -> 'user:mine'" in said and "--group user:mine" in said
+    assert {"dense", "moe", "moe/1in8", "user:mine"} <= set(mine.groups_seen)
+    pooled = mine.metadata["pooled"]
+    assert pooled["user_runs"] == len(pd.read_csv(tmp_path / "my_sweep.csv"))
+    assert pooled["released_runs"] == len(released)
+    assert np.isfinite(mine.compare_offsets("user:mine", "dense").to_numpy()).all()
+    # the CLI answers from the file as Python does; the bare name is refused, the pooled one
+    # suggested
+    path = str(tmp_path / "mine.nc")
+    res = CliRunner().invoke(app, ["predict", "7B", "1.4T", "--posterior", path, "--group",
+                                   "user:mine", "--json"])  # fmt: skip
+    want = bsl.predict(7e9, 1.4e12, group="user:mine", posterior=mine)
+    assert json.loads(res.stdout)["lr_median"] == pytest.approx(float(want.median()["lr"]))
+    res = CliRunner().invoke(app, ["predict", "7B", "1.4T", "--posterior", path, "--group", "mine"])
+    assert res.exit_code == 2 and "names your group 'user:mine'" in res.output
+    # calibration runs planned for your lab (its own deviations) lower the expected excess at
+    # the target (the pooled plan's scores: benchmarks/bench_calibration.py)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CalibrationWarning)
+        plan = plan_calibration(7e9, 1.4e11, 3, group="user:mine", posterior=mine, seed=0,
+                                candidates=pd.DataFrame({"N": [7e8, 7e7], "D": [1.4e10] * 2}),
+                                truths=256, search_truths=32)  # fmt: skip
+    assert plan.expected_excess_after < plan.expected_excess_before
+    assert len(plan.runs) == 3 and (plan.runs["N"] <= 7e8).all()
 
 
 def test_every_readme_block_is_run_by_a_test():

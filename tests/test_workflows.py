@@ -436,51 +436,6 @@ def test_cli_fit_then_predict_plateau_recommend_with_posterior(cli_loss):
         assert res.exit_code == 2 and "--allow-unconverged" in res.output
 
 
-@pytest.fixture(scope="module")
-def cli_pooled(tmp_path_factory):
-    """`fit --with-released` on a user sweep that cannot identify the exponents on its own."""
-    folder = tmp_path_factory.mktemp("pooled")  # a loss fit of every released run too
-    csv = folder / "mine.csv"
-    mine = user_sweep()
-    mine[["N", "D", "lr", "batch_sequences", "seq_len", "loss", "arch"]].to_csv(csv, index=False)
-    out = folder / "mine.nc"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = invoke("fit", csv, "--with-released", "--group-col", "arch", "--out", out, *TINY)
-    assert result.exit_code in (0, 3), result.output
-    return bsl.load(out), out, result.output
-
-
-@pytest.mark.slow
-def test_with_released_learns_the_users_offsets(cli_pooled, released):
-    post, path, output = cli_pooled
-    assert "'llama' -> 'user:llama'" in output and "--group user:llama" in output
-    assert {"dense", "moe", "moe/1in8", "user:llama"} <= set(post.groups_seen)
-    assert post.metadata["pooled"]["user_runs"] == len(user_sweep())
-    assert post.metadata["pooled"]["released_runs"] == len(released)
-    res = invoke("predict", "7B", "1.4T", "--posterior", path, "--group", "user:llama",
-                 "--allow-unconverged", "--json")  # fmt: skip
-    want = bsl.predict(7e9, 1.4e12, group="user:llama", posterior=post, allow_unconverged=True)
-    assert json.loads(res.stdout)["lr_median"] == pytest.approx(float(want.median()["lr"]))
-    # the bare name is refused with the pooled one suggested
-    res = invoke("predict", "7B", "1.4T", "--posterior", path, "--group", "llama")
-    assert res.exit_code == 2 and "names your group 'user:llama'" in res.output
-    # the user's group has an offset of its own, learnt from its runs
-    contrast = post.compare_offsets("user:llama", "dense")
-    assert np.isfinite(contrast.to_numpy()).all()
-    # calibration runs planned for the user's lab (its own deviations) lower the expected
-    # excess at the target (the pooled plan's scores: benchmarks/bench_calibration.py)
-    from bayes_steplaw.calibrate import CalibrationWarning, plan_calibration
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", CalibrationWarning)
-        plan = plan_calibration(7e9, 1.4e11, 3, group="user:llama", posterior=post, seed=0,
-                                candidates=pd.DataFrame({"N": [7e8, 7e7], "D": [1.4e10] * 2}),
-                                truths=256, search_truths=32, allow_unconverged=True)  # fmt: skip
-    assert plan.expected_excess_after < plan.expected_excess_before
-    assert len(plan.runs) == 3 and (plan.runs["N"] <= 7e8).all()
-
-
 @pytest.mark.slow  # builds the pooled loss model's graph twice (about 3 s)
 def test_a_user_in_the_papers_setup_can_share_its_lab(released):
     """Pooled runs are another lab's (levels and exponent deviations of their own) unless the
