@@ -1,11 +1,8 @@
 """CLI on the shipped loss posterior (the one every answer uses): predict, compare, fit."""
 
 import json
-import warnings
 
-import numpy as np
 import pytest
-import xarray as xr
 from typer.testing import CliRunner
 
 import bayes_steplaw as bsl
@@ -91,46 +88,6 @@ def test_compare_matches_api(shipped):
     table = shipped.compare_offsets("moe", "dense")
     assert f"{table.loc['lr', 'prob_positive']:.3f}" in result.output
     assert "P(moe > dense)" in result.output
-
-
-@pytest.mark.slow
-def test_fit_a_user_csv_writes_a_loadable_posterior(tmp_path):
-    sweeps, _ = bsl.simulate_sweeps(seed=2)  # a grid sweep of 9 dense and 2 MoE settings
-    csv = tmp_path / "sweeps.csv"
-    user = sweeps[["N", "D", "lr", "batch_sequences", "loss", "family"]].rename(
-        columns={"loss": "final_loss", "batch_sequences": "bs"}
-    )
-    user.to_csv(csv, index=False)
-    # without a mapping the loss column is missing: a one-line error that speaks CLI
-    result = runner.invoke(app, ["fit", str(csv), "--seq-len", "2048"])
-    assert result.exit_code == 2 and "--column CANONICAL=YOURS" in result.output
-    out = tmp_path / "post.nc"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = runner.invoke(
-            app,
-            [
-                "fit", str(csv), "--seq-len", "2048", "--group-col", "family",
-                "--column", "loss=final_loss", "--column", "batch_sequences=bs",
-                "--out", str(out), "--chains", "2", "--draws", "100", "--tune", "200",
-            ],
-        )  # fmt: skip
-    # 2 x 100 draws cannot reach ESS 400: the command says so and exits 3, after writing
-    assert result.exit_code == 3, result.output
-    assert "NOT CONVERGED" in result.output and "ESS < 400" in result.output
-    post = bsl.load(out)
-    assert post.metadata["groups"] == ["family"]
-    assert isinstance(post, bsl.LossPosterior)  # the default model: every run enters
-    assert post.metadata["n_runs"] == len(sweeps)
-    res = post.predict(1e9, 1e10, allow_unconverged=True).median()
-    assert isinstance(res, xr.Dataset)
-    assert all(np.isfinite(float(res[q])) for q in ("lr", "batch_tokens", "batch_sequences"))
-    # the CLI answers from it with --allow-unconverged, the same numbers as the API
-    result = runner.invoke(
-        app, ["predict", "1e9", "1e10", "--posterior", str(out), "--allow-unconverged", "--json"]
-    )
-    want = post.predict(1e9, 1e10, kind="optimum", allow_unconverged=True).median()
-    assert json.loads(result.stdout)["lr_median"] == pytest.approx(float(want["lr"]))
 
 
 def test_predict_kind_option_matches_the_api(shipped):
