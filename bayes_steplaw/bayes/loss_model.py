@@ -344,8 +344,11 @@ class LossModel(Model):
     # 884, 176 s; 700: 1.006 / 503 / 569). The same fit on another machine (AMD EPYC, where
     # the chains take other paths): at 800 draws bulk / tail ESS 396 / 384, below the gate;
     # at 1,000 476 / 470; at 1,200 596 / 648 (R-hat 1.006). Its fit times varied more between
-    # runs than with the draws (230 s at 800, 226 s at 1,000, 320 s at 1,200): tuning, at
-    # trees of up to 64 steps, costs more than draws at the adapted step (mean depth 4)
+    # runs than with the draws (230 s at 800, 226 s at 1,000, 320 s at 1,200). Pooled, the
+    # adapted trees are 63 steps (mean depth 6.0, ended by U-turns: 3 of 4,800 hit the cap;
+    # step 0.08). At 0.95 they are 31 steps (160 s), but seeds 1 and 2 missed the gate (R-hat
+    # 1.010-1.011, 1 divergence); at 0.98, seeds 0 / 1 / 2 reached R-hat 1.006 / 1.004 / 1.012
+    # (m_lr), and 1,000 tuning steps did not help seed 2 (tail ESS 252)
     pooled_sampler_defaults: ClassVar[dict] = {"tune": 500, "draws": 1200, "target_accept": 0.98}
 
     def __init__(
