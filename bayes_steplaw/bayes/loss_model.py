@@ -348,7 +348,12 @@ class LossModel(Model):
     # adapted trees are 63 steps (mean depth 6.0, ended by U-turns: 3 of 4,800 hit the cap;
     # step 0.08). At 0.95 they are 31 steps (160 s), but seeds 1 and 2 missed the gate (R-hat
     # 1.010-1.011, 1 divergence); at 0.98, seeds 0 / 1 / 2 reached R-hat 1.006 / 1.004 / 1.012
-    # (m_lr), and 1,000 tuning steps did not help seed 2 (tail ESS 252)
+    # (m_lr), and 1,000 tuning steps did not help seed 2 (tail ESS 252). Two
+    # reparametrisations of the user lab's optima, tried on seeds 0 / 1 / 2 and not kept, as
+    # neither passed the gate more often: non-centred about the lab's laws, R-hat 1.014 (m_lr,
+    # 1 divergence) / 1.005 / 1.012 (star_E); the lr coordinate where the valley lies at the
+    # batch of a sweep's lr runs (the optimum's lr less the valley's turn; Jacobian 1),
+    # 1.005 / 1.011 (m_lr) / 1.007 with tail ESS 1,272 / 1,281 / 871 against 648 / 920 / 704
     pooled_sampler_defaults: ClassVar[dict] = {"tune": 500, "draws": 1200, "target_accept": 0.98}
 
     def __init__(
