@@ -14,8 +14,8 @@ Each panel shows the lr of the best run a sweep finds (``kind="sweep"``): its me
 interval along N (at 40 tokens per parameter, 2x Chinchilla) and along D (at N = 5.4e8), for
 k = 0, 1, 2 and 4, against the lab's observed best runs on those lines (filled: used by the
 k = 4 fit). The numbers come from ``benchmarks/bench_lab_transfer.py`` on the released code
-(three pooled NUTS fits at default settings, 4 x 1,200 draws, about 15 minutes on two
-cores; the k = 2 fit passes the convergence gate, k = 1 and 4 miss it narrowly: R-hat 1.006
+(three pooled NUTS fits at the default settings of then, 4 x 1,200 draws, about 15 minutes
+on two cores; the k = 2 fit passes the convergence gate, k = 1 and 4 miss it narrowly: R-hat 1.006
 with an ESS below 400, and 1.011), stored in
 ``docs/gallery/data/lab_transfer.json``; this page reads them rather than refit at build time.
 """
