@@ -355,9 +355,10 @@ class LossModel(Model):
     # batch of a sweep's lr runs (the optimum's lr less the valley's turn; Jacobian 1),
     # 1.005 / 1.011 (m_lr) / 1.007 with tail ESS 1,272 / 1,281 / 871 against 648 / 920 / 704.
     # Those misses are what the gate's R-hat does at that depth whatever the sampler: chains
-    # that mix as they should (AR(1), 4 x 1,200 draws, bulk ESS 694) put a quantity above 1.01
-    # 11% of the time, seven in ten fits for ten such quantities; at ESS 1,018, 0.5%. The
-    # user lab's optima have bulk ESS 540-900 at 1,200 draws, so 1,800 (ESS x1.5):
+    # that mix as they should (AR(1), 4 x 1,200 draws, bulk ESS 695) put a quantity above 1.01
+    # 8% of the time, six fits in ten for ten such quantities; at 4 x 1,800 (ESS 1,036), 0.7%
+    # (benchmarks/bench_rhat_gate.py). The user lab's optima have bulk ESS 540-900 at 1,200
+    # draws, so 1,800 (ESS x1.5):
     # seeds 0 / 1 / 2 R-hat 1.004 / 1.004 / 1.005, bulk ESS 955 / 1,309 / 852, tail ESS
     # 1,013 / 1,465 / 1,105, sampling 324 / 327 / 317 s (at 1,200: 225-275 s)
     pooled_sampler_defaults: ClassVar[dict] = {"tune": 500, "draws": 1800, "target_accept": 0.98}
