@@ -591,7 +591,7 @@ class LossPosterior(StepLawPosterior):
         )
         if len(labs) == 1 and not m.get("pooled"):
             lab_line += (
-                " Other labs are not pooled into this fit: pooled at default settings with "
+                " Other labs are not pooled into this fit: pooled at 4 x 1,200 draws with "
                 "k = 1, 2 or 4 of their smallest settings, Marin's NAdamW sweeps "
                 "(`load_external`) reached R-hat 1.006 / 1.008 / 1.011 with no divergences (k = 2 "
                 "passes the gate); their held-out best lrs sat 1.25 / 1.27 / 1.75x above the "
