@@ -15,7 +15,7 @@ Scenarios (``--scenarios``):
 * ``pooled``: the loss model fitted as the README's own-sweep flow fits (every released run
   pooled with a small simulated user group, ``simulate_sweeps``: a one-at-a-time sweep,
   Marin-like, at two settings; its truth is known), at default settings (4 x 1,800 draws,
-  about 7 minutes; ``--posterior FILE`` reuses a fit, written there the first time; a fit
+  about 6 minutes; ``--posterior FILE`` reuses a fit, written there the first time; a fit
   that misses the convergence gate is refused). The group ``user:mine``, target 7e9 x
   1.4e11: its lab's exponents and offsets are what the runs teach. This is the case the
   planner is for.

@@ -21,7 +21,7 @@ batch that differ only in lr, how often the expected losses order them as observ
 
 It also records, for the gallery page ``plot_13_new_lab.py``, the lab's lr interval along N
 (at D = 2x Chinchilla, 40 tokens per parameter) and along D (at N = 5.4e8) for each k. Three
-pooled NUTS fits at default settings: about 20 minutes on two cores (7 each). Writes
+pooled NUTS fits at default settings: about 18 minutes on two cores (6 each). Writes
 ``docs/gallery/data/lab_transfer.json`` (``--out`` elsewhere).
 
 ``--model optimum`` pools with the optimum model instead (each setting's plateau and best runs;

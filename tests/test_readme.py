@@ -99,7 +99,7 @@ def test_the_use_section_runs(tmp_path):
     assert namespace["rec_16m"].cost > 0  # a fixed batch away from the optimum costs loss
 
 
-@pytest.mark.slow  # one NUTS fit pooled with the released data (~7 minutes)
+@pytest.mark.slow  # one NUTS fit pooled with the released data (~6 minutes)
 def test_the_own_sweep_flow_runs_as_written_at_default_settings(tmp_path, released):
     user_sweep(tmp_path / "my_sweep.csv")
     namespace: dict = {}
